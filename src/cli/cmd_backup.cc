@@ -1,0 +1,130 @@
+#include <algorithm>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "orchestrate/backup.h"
+#include "orchestrate/component_factory.h"
+#include "repo/lock.h"
+
+namespace reprise::cli {
+
+namespace {
+
+struct BackupFlags {
+  std::vector<std::string> paths;
+  std::vector<std::string> components;
+  std::vector<std::string> tags;
+  std::vector<std::string> excludes;
+};
+
+Result<BackupJob> BuildJob(Context& ctx, const BackupFlags& f) {
+  BackupJob job;
+  job.tags = f.tags;
+  if (!f.paths.empty()) {
+    if (!f.components.empty())
+      return InvalidArgument("give either PATHs or --component, not both");
+    BackupItem item;
+    item.name = item.kind = "files";
+    ASSIGN_OR_RETURN(item.component, MakeFilesComponent(f.paths, f.excludes));
+    job.items.push_back(std::move(item));
+    return job;
+  }
+  ASSIGN_OR_RETURN(const Plan* plan, ctx.LoadPlanIfAny());
+  if (!plan)
+    return InvalidArgument(
+        "nothing to back up: give PATHs, or a plan (--plan or ./reprise.yaml) naming components");
+  for (const auto& name : f.components)
+    if (!plan->FindComponent(name))
+      return InvalidArgument("the plan has no component '" + name + "'");
+  job.plan_name = plan->name;
+  job.site = ctx.opts.site.empty() && !plan->sites.empty() ? plan->sites.front().name
+                                                           : ctx.opts.site;
+  for (const auto& spec : plan->components) {
+    if (!f.components.empty() &&
+        std::find(f.components.begin(), f.components.end(), spec.name) == f.components.end())
+      continue;
+    BackupItem item;
+    item.name = spec.name;
+    item.kind = std::string(ComponentKindName(spec.kind));
+    auto c = MakeComponent(spec);
+    if (c.ok()) {
+      item.component = std::move(*c);
+    } else {
+      item.build_error = c.status();
+    }
+    job.items.push_back(std::move(item));
+  }
+  return job;
+}
+
+}  // namespace
+
+void AddBackupCommand(CLI::App& app, Context& ctx, Action* run) {
+  auto* cmd = app.add_subcommand(
+      "backup", "back up the plan's components (or PATHs, without a plan) into one new point");
+  auto f = std::make_shared<BackupFlags>();
+  cmd->add_option("paths", f->paths, "files or directories to back up (no plan needed)");
+  cmd->add_option("--component", f->components, "back up only this component of the plan");
+  cmd->add_option("--tag", f->tags, "tag the point (repeatable)");
+  cmd->add_option("--exclude", f->excludes, "with PATHs: skip paths matching this glob");
+  cmd->callback([&ctx, run, f] {
+    *run = [&ctx, f]() -> int {
+      auto job = BuildJob(ctx, *f);
+      if (!job.ok()) return ctx.Fail(job.status());
+      auto repo = ctx.OpenRepo();
+      if (!repo.ok()) return ctx.Fail(repo.status());
+      auto lock = RepoLock::Acquire(**repo, false, "backup", ctx.clock,
+                                    [&](std::string m) { ctx.Warn("warning: " + m); });
+      if (!lock.ok()) return ctx.Fail(lock.status());
+      auto st = (*repo)->LoadIndex();
+      if (!st.ok()) return ctx.Fail(st);
+      auto point = RunBackup(**repo, *job, ctx.clock, [&](const BackupTick& t) {
+        double rate = t.seconds > 0 ? static_cast<double>(t.bytes_read) / t.seconds : 0;
+        ctx.Progress("backup " + t.component + ": " + std::to_string(t.entries) + " entries, " +
+                     FormatBytes(t.bytes_read) + " read (" +
+                     FormatBytes(static_cast<uint64_t>(rate)) + "/s), " +
+                     FormatBytes(t.new_bytes) + " new, " + FormatBytes(t.stored_bytes) +
+                     " stored, " + FormatSeconds(t.seconds));
+      });
+      ctx.EndProgress();
+      if (!point.ok()) return ctx.Fail(point.status());
+      const Point& p = *point;
+      uint64_t warnings = 0;
+      bool failed = false;
+      for (const auto& c : p.components) {
+        warnings += c.warning_count;
+        failed = failed || c.status != "ok";
+      }
+      if (ctx.opts.json) {
+        nlohmann::json comps = nlohmann::json::array();
+        for (const auto& c : p.components)
+          comps.push_back({{"name", c.name}, {"kind", c.kind}, {"status", c.status},
+                           {"error", c.error}, {"stats", c.stats},
+                           {"warnings", c.warnings}, {"warning_count", c.warning_count}});
+        ctx.PrintJson({{"point", p.id.Hex()}, {"status", p.status}, {"stats", p.stats},
+                       {"components", comps}});
+      } else {
+        for (const auto& c : p.components) {
+          if (c.status != "ok") {
+            ctx.Warn("component '" + c.name + "' FAILED: " + c.error);
+            continue;
+          }
+          for (const auto& w : c.warnings) ctx.Warn("warning: " + c.name + ": " + w);
+          if (c.warning_count > c.warnings.size())
+            ctx.Warn("warning: " + c.name + ": " +
+                     std::to_string(c.warning_count - c.warnings.size()) + " more warnings");
+          ctx.Say(c.name + ": " + std::to_string(c.entries) + " entries, " +
+                  FormatBytes(c.stats.value("bytes", uint64_t{0})) + ", " +
+                  FormatBytes(c.stats.value("new_bytes", uint64_t{0})) + " new, " +
+                  FormatBytes(c.stats.value("stored_bytes", uint64_t{0})) + " stored");
+        }
+        ctx.Say(std::string(p.status == "partial" ? "PARTIAL point " : "point ") + p.id.Short() +
+                " saved in " + FormatSeconds(p.stats.value("seconds", 0.0)));
+      }
+      if (failed || warnings) return kExitPartial;
+      return kExitOk;
+    };
+  });
+}
+
+}  // namespace reprise::cli

@@ -1,0 +1,183 @@
+#include "cli/context.h"
+
+#include <termios.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace reprise::cli {
+
+namespace {
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+Result<std::string> ReadSecretFile(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return ErrnoError("opening " + what, path, errno);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  // One trailing newline is the editor's, not the secret's.
+  if (!s.empty() && s.back() == '\n') s.pop_back();
+  if (!s.empty() && s.back() == '\r') s.pop_back();
+  if (s.empty()) return InvalidArgument(what + " '" + path + "' is empty");
+  return s;
+}
+
+Result<std::string> Prompt(const std::string& question) {
+  if (!isatty(STDIN_FILENO))
+    return InvalidArgument(
+        "no passphrase: give --password-file or REPRISE_PASSWORD_FILE (or "
+        "secrets.repository_password in the plan)");
+  std::cerr << question << std::flush;
+  termios old{};
+  tcgetattr(STDIN_FILENO, &old);
+  termios quiet = old;
+  quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+  tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+  std::string line;
+  std::getline(std::cin, line);
+  tcsetattr(STDIN_FILENO, TCSANOW, &old);
+  std::cerr << "\n";
+  if (line.empty()) return InvalidArgument("the passphrase is empty");
+  return line;
+}
+
+}  // namespace
+
+Result<const Plan*> Context::LoadPlanIfAny() {
+  if (!plan_loaded_) {
+    plan_loaded_ = true;
+    std::string path = opts.plan;
+    if (path.empty() && std::filesystem::exists("reprise.yaml")) path = "reprise.yaml";
+    if (!path.empty()) {
+      ASSIGN_OR_RETURN(Plan p, LoadPlan(path));
+      for (const auto& w : p.warnings)
+        if (opts.verbose > 0) Warn("warning: " + w.ToString());
+      plan_ = std::move(p);
+    }
+  }
+  return plan_ ? &*plan_ : static_cast<const Plan*>(nullptr);
+}
+
+Result<std::string> Context::RepositoryUrl() {
+  if (!opts.repo.empty()) return opts.repo;
+  if (auto env = Env("REPRISE_REPOSITORY"); !env.empty()) return env;
+  ASSIGN_OR_RETURN(const Plan* plan, LoadPlanIfAny());
+  if (plan && !plan->sites.empty()) {
+    if (opts.site.empty()) return plan->sites.front().repository;
+    const Site* s = plan->FindSite(opts.site);
+    if (!s) return InvalidArgument("the plan has no site '" + opts.site + "'");
+    return s->repository;
+  }
+  return InvalidArgument(
+      "no repository: give -r/--repo, set REPRISE_REPOSITORY, or name sites in the plan");
+}
+
+Result<std::string> Context::Passphrase(bool confirm_new) {
+  if (!opts.password_file.empty()) return ReadSecretFile(opts.password_file, "password file");
+  if (auto f = Env("REPRISE_PASSWORD_FILE"); !f.empty()) return ReadSecretFile(f, "password file");
+  if (auto p = Env("REPRISE_PASSWORD"); !p.empty()) return p;
+  ASSIGN_OR_RETURN(const Plan* plan, LoadPlanIfAny());
+  if (plan) {
+    if (const Secret* s = plan->RepositoryPassword()) {
+      if (s->source == Secret::Source::kFile) return ReadSecretFile(s->file, "password file");
+      if (!s->env.empty()) {
+        auto v = Env(s->env.front().c_str());
+        if (v.empty())
+          return InvalidArgument("secrets.repository_password: environment variable '" +
+                                 s->env.front() + "' is not set");
+        return v;
+      }
+    }
+  }
+  ASSIGN_OR_RETURN(std::string first, Prompt("passphrase: "));
+  if (confirm_new) {
+    ASSIGN_OR_RETURN(std::string again, Prompt("passphrase again: "));
+    if (again != first) return InvalidArgument("the passphrases do not match");
+  }
+  return first;
+}
+
+Result<std::unique_ptr<Repository>> Context::OpenRepo() {
+  ASSIGN_OR_RETURN(std::string url, RepositoryUrl());
+  ASSIGN_OR_RETURN(std::string pass, Passphrase());
+  return OpenRepository(url, pass);
+}
+
+void Context::Say(const std::string& line) const {
+  if (opts.quiet || opts.json) return;
+  EndProgress();
+  std::cout << line << "\n" << std::flush;
+}
+
+void Context::Warn(const std::string& line) const {
+  if (opts.quiet) return;
+  EndProgress();
+  std::cerr << line << "\n" << std::flush;
+}
+
+void Context::PrintJson(const nlohmann::json& j) const { std::cout << j.dump(2) << "\n"; }
+
+void Context::Progress(const std::string& line) const {
+  if (opts.quiet || opts.json || !isatty(STDERR_FILENO)) return;
+  std::cerr << "\r\033[K" << line << std::flush;
+  progress_shown_ = true;
+}
+
+void Context::EndProgress() const {
+  if (!progress_shown_) return;
+  std::cerr << "\r\033[K" << std::flush;
+  progress_shown_ = false;
+}
+
+int ExitCodeFor(const Status& status) {
+  switch (status.code()) {
+    case Code::kOk: return kExitOk;
+    case Code::kInvalidArgument: return kExitUsage;
+    case Code::kLocked: return kExitLocked;
+    case Code::kUnauthenticated: return kExitWrongPassphrase;
+    case Code::kCorruption: return kExitDamage;
+    default: return kExitError;
+  }
+}
+
+int Context::Fail(const Status& status) const {
+  EndProgress();
+  std::cerr << "reprise: error: " << status.message() << "\n";
+  return ExitCodeFor(status);
+}
+
+std::string FormatBytes(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
+}
+
+std::string FormatSeconds(double s) {
+  char buf[32];
+  if (s < 60) {
+    std::snprintf(buf, sizeof buf, "%.2fs", s);
+  } else {
+    std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60,
+                  static_cast<int>(std::lround(s)) % 60);
+  }
+  return buf;
+}
+
+}  // namespace reprise::cli

@@ -1,0 +1,77 @@
+// What every command shares: global flags, the plan (if any), the passphrase, the open
+// repository, and how to talk to the user (text on a terminal, JSON for machines, progress
+// only on a TTY). Commands are thin: they parse flags and call repo/ and orchestrate/.
+#pragma once
+
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "common/result.h"
+#include "plan/plan.h"
+#include "repo/repository.h"
+
+namespace reprise::cli {
+
+// Exit codes (docs/commands/README.md).
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitError = 1,
+  kExitUsage = 2,
+  kExitPartial = 3,
+  kExitLocked = 10,
+  kExitWrongPassphrase = 11,
+  kExitDamage = 12,
+};
+
+struct GlobalOptions {
+  std::string repo;           // -r/--repo, REPRISE_REPOSITORY
+  std::string password_file;  // --password-file, REPRISE_PASSWORD_FILE
+  std::string plan;           // --plan, default ./reprise.yaml when present
+  std::string site;           // --site
+  bool json = false;
+  bool quiet = false;
+  int verbose = 0;
+};
+
+class Context {
+ public:
+  GlobalOptions opts;
+  SystemClock clock;
+
+  // The plan: the file named by --plan (must exist), else ./reprise.yaml when it exists.
+  // Returns nullptr-like empty optional when there is none.
+  Result<const Plan*> LoadPlanIfAny();
+  // -r, else REPRISE_REPOSITORY, else the plan's site (--site, or the first).
+  Result<std::string> RepositoryUrl();
+  // --password-file, REPRISE_PASSWORD_FILE, REPRISE_PASSWORD, the plan's
+  // secrets.repository_password, else a prompt on a terminal. Never from the command line.
+  Result<std::string> Passphrase(bool confirm_new = false);
+  Result<std::unique_ptr<Repository>> OpenRepo();
+
+  // Output. Human text goes to stdout unless --json; errors always to stderr.
+  bool human() const { return !opts.json; }
+  void Say(const std::string& line) const;   // suppressed by --quiet and --json
+  void Warn(const std::string& line) const;  // stderr, unless --quiet
+  void PrintJson(const nlohmann::json& j) const;
+  // A progress line on stderr, redrawn in place; only on a TTY and without --quiet/--json.
+  void Progress(const std::string& line) const;
+  void EndProgress() const;
+  // Prints the error and returns the exit code its Status code maps to.
+  int Fail(const Status& status) const;
+
+ private:
+  std::optional<Plan> plan_;
+  bool plan_loaded_ = false;
+  mutable bool progress_shown_ = false;
+};
+
+int ExitCodeFor(const Status& status);
+std::string FormatBytes(uint64_t bytes);
+std::string FormatSeconds(double seconds);
+
+}  // namespace reprise::cli

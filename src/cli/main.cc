@@ -1,0 +1,56 @@
+// reprise: the command-line front door. Global flags, then one subcommand.
+#include <csignal>
+#include <iostream>
+
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  using namespace reprise::cli;
+  // A write to a closed pipe (`reprise points | head`) must not kill us mid-write.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  CLI::App app{
+      "reprise: disaster recovery for a RAG platform. Backs up components into one encrypted,\n"
+      "compressed, deduplicated repository; restores, checks and prunes it."};
+  app.set_version_flag("--version", "reprise 0.1.0");
+  app.require_subcommand(1);
+  app.fallthrough();
+  Context ctx;
+  app.add_option("-r,--repo", ctx.opts.repo,
+                 "repository URL: a path or file:///path (env REPRISE_REPOSITORY; default: the "
+                 "plan's first site)");
+  app.add_option("--password-file", ctx.opts.password_file,
+                 "file holding the repository passphrase (env REPRISE_PASSWORD_FILE)");
+  app.add_option("--plan", ctx.opts.plan, "plan file (default: ./reprise.yaml when present)");
+  app.add_option("--site", ctx.opts.site, "site of the plan whose repository to use");
+  app.add_flag("--json", ctx.opts.json, "machine-readable output on stdout");
+  app.add_flag("-q,--quiet", ctx.opts.quiet, "print only errors");
+  app.add_flag("-v,--verbose", ctx.opts.verbose, "print more (repeat for more)");
+
+  Action run;
+  AddInitCommand(app, ctx, &run);
+  AddBackupCommand(app, ctx, &run);
+  AddPointsCommand(app, ctx, &run);
+  AddRestoreCommand(app, ctx, &run);
+  AddCheckCommand(app, ctx, &run);
+  AddForgetCommand(app, ctx, &run);
+  AddPruneCommand(app, ctx, &run);
+  AddKeyCommand(app, ctx, &run);
+  AddUnlockCommand(app, ctx, &run);
+  AddStatsCommand(app, ctx, &run);
+  AddPlanCommand(app, ctx, &run);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : kExitUsage;
+  }
+  if (!run) return kExitUsage;
+  try {
+    return run();
+  } catch (const std::exception& e) {
+    std::cerr << "reprise: internal error: " << e.what() << "\n";
+    return kExitError;
+  }
+}

@@ -1,0 +1,98 @@
+// Component: turns a live system into manifest entries and content streams for backup, and
+// takes them back for restore. A component never touches storage: it writes through a
+// BackupSink and reads through a RestoreSource, both provided by the engine (repo/engine.h),
+// which chunks, deduplicates, compresses, encrypts and packs.
+//
+// The manifest of a component is a sequence of JSON objects (entries) whose fields the
+// component chooses, except one that the engine owns: "contents", a list of content lists,
+// one per ContentFuture passed to AddEntry, each content list being [[<blob id hex>, <len>], ...].
+// The engine resolves the futures and writes entries in the order they were added.
+#pragma once
+
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/bytes.h"
+#include "common/result.h"
+
+namespace reprise {
+
+struct ChunkRef {
+  Id id;
+  uint32_t length = 0;
+};
+
+// The chunks of one stream, in order.
+struct Content {
+  std::vector<ChunkRef> chunks;
+  uint64_t size = 0;
+};
+nlohmann::json ContentToJson(const Content& content);
+Result<Content> ContentFromJson(const nlohmann::json& j);
+
+using ContentFuture = std::shared_future<Result<Content>>;
+
+// One stream being written. Write() may block to bound memory (backpressure).
+class ContentWriter {
+ public:
+  virtual ~ContentWriter() = default;
+  virtual Status Write(ByteView data) = 0;
+  // Ends the stream. The future resolves once every chunk is stored (or failed).
+  virtual ContentFuture Close() = 0;
+};
+
+struct BackupProgress {
+  // Updated by components, read by the progress display. Relaxed counters.
+  std::atomic<uint64_t> entries{0};
+  std::atomic<uint64_t> bytes_read{0};
+};
+
+class BackupSink {
+ public:
+  virtual ~BackupSink() = default;
+  virtual std::unique_ptr<ContentWriter> NewContent() = 0;
+  // Appends an entry; `contents` become entry["contents"] once resolved, in order.
+  virtual Status AddEntry(nlohmann::json entry, std::vector<ContentFuture> contents) = 0;
+  // A non-fatal problem (file vanished, permission denied): recorded in the point, counted,
+  // shown to the user; the backup goes on and is marked as having warnings.
+  virtual void Warn(std::string message) = 0;
+  virtual BackupProgress& progress() = 0;
+};
+
+class RestoreSource {
+ public:
+  virtual ~RestoreSource() = default;
+  // Calls `fn` for each manifest entry in order; stops at the first error.
+  virtual Status ForEachEntry(const std::function<Status(const nlohmann::json&)>& fn) = 0;
+  // Reads one content list (an element of entry["contents"]) and calls `sink` with its bytes
+  // in order. Every chunk is authenticated before it is passed on; on a damaged chunk this
+  // returns kCorruption naming the blob and its pack, after having passed only good bytes.
+  virtual Status ReadContent(const nlohmann::json& content,
+                             const std::function<Status(ByteView)>& sink) = 0;
+};
+
+struct RestoreOptions {
+  std::string target;      // directory to restore into (component-specific meaning)
+  bool overwrite = false;  // replace existing files in the target
+  std::vector<std::string> include;  // restore only these paths (prefix match), empty = all
+};
+
+class Component {
+ public:
+  virtual ~Component() = default;
+  virtual std::string kind() const = 0;
+  // Saves the live system. Returns what the point records about this component (positions,
+  // roots, counts), as a JSON object.
+  virtual Result<nlohmann::json> Backup(BackupSink& sink) = 0;
+  // Brings it back from a point. `info` is what Backup returned.
+  virtual Status Restore(const nlohmann::json& info, RestoreSource& source,
+                         const RestoreOptions& options) = 0;
+};
+
+}  // namespace reprise

@@ -1,0 +1,262 @@
+#include "repo/content.h"
+
+#include <atomic>
+#include <future>
+
+namespace reprise {
+
+namespace {
+
+constexpr size_t kMaxPendingEntries = 4096;
+constexpr size_t kReadAhead = 8;
+
+// Shared state of one content stream: filled by pool jobs, resolved by the last one.
+struct ContentState {
+  std::mutex mu;
+  std::vector<ChunkRef> chunks;
+  Status error;
+  std::atomic<int> remaining{1};  // +1 per chunk in flight, +1 until Close
+  uint64_t size = 0;
+  std::promise<Result<Content>> promise;
+
+  void Done() {
+    if (remaining.fetch_sub(1) != 1) return;
+    std::lock_guard lk(mu);
+    if (!error.ok()) {
+      promise.set_value(error);
+    } else {
+      promise.set_value(Content{.chunks = std::move(chunks), .size = size});
+    }
+  }
+};
+
+class RepoContentWriter final : public ContentWriter {
+ public:
+  RepoContentWriter(Repository& repo, ThreadPool& pool)
+      : repo_(repo), pool_(pool), state_(std::make_shared<ContentState>()) {
+    future_ = state_->promise.get_future().share();
+  }
+  ~RepoContentWriter() override {
+    if (!closed_) (void)Close();
+  }
+
+  Status Write(ByteView data) override {
+    if (closed_) return Internal("write after close");
+    buf_.insert(buf_.end(), data.begin(), data.end());
+    state_->size += data.size();
+    if (buf_.size() >= repo_.chunker().params().max_size) Cut(false);
+    return Status::Ok();
+  }
+
+  ContentFuture Close() override {
+    if (!closed_) {
+      closed_ = true;
+      Cut(true);
+      buf_ = Bytes();
+      state_->Done();
+    }
+    return future_;
+  }
+
+ private:
+  void Cut(bool eof) {
+    size_t pos = 0;
+    const size_t max = repo_.chunker().params().max_size;
+    while (pos < buf_.size() && (eof || buf_.size() - pos >= max)) {
+      size_t n = repo_.chunker().Next(ByteView(buf_).subspan(pos), eof);
+      if (n == 0) break;
+      Submit(Bytes(buf_.begin() + pos, buf_.begin() + pos + n));
+      pos += n;
+    }
+    buf_.erase(buf_.begin(), buf_.begin() + pos);
+  }
+
+  void Submit(Bytes chunk) {
+    size_t slot;
+    {
+      std::lock_guard lk(state_->mu);
+      slot = state_->chunks.size();
+      state_->chunks.push_back(ChunkRef{.id = Id{}, .length = static_cast<uint32_t>(chunk.size())});
+    }
+    state_->remaining++;
+    pool_.Submit([repo = &repo_, state = state_, slot, chunk = std::move(chunk)] {
+      Id id = BlobIdOf(repo->key().id, chunk);
+      auto saved = repo->SaveBlob(BlobType::kData, id, chunk);
+      {
+        std::lock_guard lk(state->mu);
+        if (!saved.ok() && state->error.ok()) state->error = saved.status();
+        state->chunks[slot].id = id;
+      }
+      state->Done();
+    });
+  }
+
+  Repository& repo_;
+  ThreadPool& pool_;
+  std::shared_ptr<ContentState> state_;
+  ContentFuture future_;
+  Bytes buf_;
+  bool closed_ = false;
+};
+
+}  // namespace
+
+RepoBackupSink::RepoBackupSink(Repository& repo, ThreadPool& pool) : repo_(repo), pool_(pool) {}
+
+RepoBackupSink::~RepoBackupSink() {
+  // Futures must not outlive the jobs that fulfil them: wait for what is still in flight.
+  for (auto& p : pending_)
+    for (auto& f : p.contents) f.wait();
+}
+
+std::unique_ptr<ContentWriter> RepoBackupSink::NewContent() {
+  return std::make_unique<RepoContentWriter>(repo_, pool_);
+}
+
+Status RepoBackupSink::AddEntry(nlohmann::json entry, std::vector<ContentFuture> contents) {
+  pending_.push_back(Pending{std::move(entry), std::move(contents)});
+  auto ready = [](const Pending& p) {
+    for (const auto& f : p.contents)
+      if (f.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return false;
+    return true;
+  };
+  while (!pending_.empty() && (pending_.size() > kMaxPendingEntries || ready(pending_.front())))
+    RETURN_IF_ERROR(WriteFront());
+  return Status::Ok();
+}
+
+Status RepoBackupSink::WriteFront() {
+  Pending p = std::move(pending_.front());
+  pending_.pop_front();
+  if (!p.contents.empty()) {
+    nlohmann::json lists = nlohmann::json::array();
+    for (auto& f : p.contents) {
+      const Result<Content>& c = f.get();
+      if (!c.ok()) return c.status();
+      bytes_ += c->size;
+      lists.push_back(ContentToJson(*c));
+    }
+    p.entry["contents"] = std::move(lists);
+  }
+  ++entries_;
+  return EmitLine(p.entry.dump());
+}
+
+Status RepoBackupSink::EmitLine(const std::string& line) {
+  manifest_buf_.insert(manifest_buf_.end(), line.begin(), line.end());
+  manifest_buf_.push_back('\n');
+  if (manifest_buf_.size() >= 2 * static_cast<size_t>(repo_.chunker().params().max_size))
+    return CutManifest(false);
+  return Status::Ok();
+}
+
+Status RepoBackupSink::CutManifest(bool eof) {
+  size_t pos = 0;
+  const size_t max = repo_.chunker().params().max_size;
+  while (pos < manifest_buf_.size() && (eof || manifest_buf_.size() - pos >= max)) {
+    ByteView rest = ByteView(manifest_buf_).subspan(pos);
+    size_t n = repo_.chunker().Next(rest, eof);
+    if (n == 0) break;
+    ByteView blob = rest.first(n);
+    Id id = BlobIdOf(repo_.key().id, blob);
+    RETURN_IF_ERROR(repo_.SaveBlob(BlobType::kTree, id, blob).status());
+    manifest_.push_back(id);
+    pos += n;
+  }
+  manifest_buf_.erase(manifest_buf_.begin(), manifest_buf_.begin() + pos);
+  return Status::Ok();
+}
+
+Result<std::vector<Id>> RepoBackupSink::Finish() {
+  while (!pending_.empty()) RETURN_IF_ERROR(WriteFront());
+  RETURN_IF_ERROR(CutManifest(true));
+  return manifest_;
+}
+
+void RepoBackupSink::Warn(std::string message) {
+  std::lock_guard lk(warn_mu_);
+  ++warning_count_;
+  if (warnings_.size() < 100) warnings_.push_back(std::move(message));
+}
+
+RepoRestoreSource::RepoRestoreSource(Repository& repo, const PointComponent& component,
+                                     ThreadPool& pool)
+    : repo_(repo), component_(component), pool_(pool) {}
+
+Status RepoRestoreSource::ForEachEntry(const std::function<Status(const nlohmann::json&)>& fn) {
+  std::string buf;
+  uint64_t line_no = 0;
+  for (const Id& tree : component_.manifest) {
+    ASSIGN_OR_RETURN(Bytes blob, repo_.ReadBlob(tree));
+    buf.append(reinterpret_cast<const char*>(blob.data()), blob.size());
+    size_t start = 0, nl;
+    while ((nl = buf.find('\n', start)) != std::string::npos) {
+      ++line_no;
+      auto j = nlohmann::json::parse(buf.begin() + start, buf.begin() + nl, nullptr, false);
+      if (j.is_discarded() || !j.is_object())
+        return Corruption("manifest of component '" + component_.name + "' has a bad entry " +
+                          std::to_string(line_no));
+      RETURN_IF_ERROR(fn(j));
+      start = nl + 1;
+    }
+    buf.erase(0, start);
+  }
+  if (!buf.empty())
+    return Corruption("manifest of component '" + component_.name + "' ends mid-entry");
+  return Status::Ok();
+}
+
+Status RepoRestoreSource::ReadContent(const nlohmann::json& content,
+                                      const std::function<Status(ByteView)>& sink) {
+  ASSIGN_OR_RETURN(Content c, ContentFromJson(content));
+  std::deque<std::future<Result<Bytes>>> window;
+  size_t next = 0;
+  auto fill = [&] {
+    while (next < c.chunks.size() && window.size() < kReadAhead) {
+      auto promise = std::make_shared<std::promise<Result<Bytes>>>();
+      window.push_back(promise->get_future());
+      Id id = c.chunks[next++].id;
+      pool_.Submit([this, id, promise] { promise->set_value(repo_.ReadBlob(id)); });
+    }
+  };
+  Status result;
+  for (size_t i = 0; i < c.chunks.size(); ++i) {
+    fill();
+    Result<Bytes> data = window.front().get();
+    window.pop_front();
+    if (!data.ok()) {
+      result = data.status();
+      break;
+    }
+    if (data->size() != c.chunks[i].length) {
+      result = Corruption("blob '" + c.chunks[i].id.Short() + "' has length " +
+                          std::to_string(data->size()) + ", the manifest says " +
+                          std::to_string(c.chunks[i].length));
+      break;
+    }
+    bytes_read_ += data->size();
+    result = sink(*data);
+    if (!result.ok()) break;
+  }
+  for (auto& f : window) f.wait();  // jobs reference this frame's promises only via shared_ptr
+  return result;
+}
+
+Status VisitPointBlobs(Repository& repo, const PointComponent& component,
+                       const std::function<void(const Id&, BlobType)>& visit) {
+  for (const Id& tree : component.manifest) visit(tree, BlobType::kTree);
+  ThreadPool unused(1, 1);
+  RepoRestoreSource source(repo, component, unused);
+  return source.ForEachEntry([&](const nlohmann::json& entry) -> Status {
+    auto it = entry.find("contents");
+    if (it == entry.end()) return Status::Ok();
+    if (!it->is_array()) return Corruption("manifest entry has a bad 'contents'");
+    for (const auto& list : *it) {
+      ASSIGN_OR_RETURN(Content c, ContentFromJson(list));
+      for (const auto& ch : c.chunks) visit(ch.id, BlobType::kData);
+    }
+    return Status::Ok();
+  });
+}
+
+}  // namespace reprise

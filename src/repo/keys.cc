@@ -1,0 +1,118 @@
+#include "repo/keys.h"
+
+#include <nlohmann/json.hpp>
+
+#include "common/sysinfo.h"
+#include "repo/format.h"
+
+namespace reprise {
+
+namespace {
+
+nlohmann::json MasterToJson(const MasterKey& m) {
+  return {{"encryption", Base64Encode(m.encryption)},
+          {"id", Base64Encode(m.id)},
+          {"chunker", Base64Encode(m.chunker)}};
+}
+
+Result<MasterKey> MasterFromJson(const nlohmann::json& j) {
+  MasterKey m;
+  for (auto [name, field] : {std::pair{"encryption", &m.encryption}, std::pair{"id", &m.id},
+                             std::pair{"chunker", &m.chunker}}) {
+    if (!j.contains(name) || !j[name].is_string())
+      return Corruption(std::string("master key lacks '") + name + "'");
+    ASSIGN_OR_RETURN(Bytes b, Base64Decode(j[name].get<std::string>()));
+    if (b.size() != 32) return Corruption(std::string("master key '") + name + "' is not 32 bytes");
+    std::copy(b.begin(), b.end(), field->begin());
+  }
+  return m;
+}
+
+Result<nlohmann::json> ParseKeyFile(ByteView file) {
+  auto j = nlohmann::json::parse(file.begin(), file.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Corruption("key file is not JSON");
+  for (const char* f : {"kdf", "salt", "data"})
+    if (!j.contains(f) || !j[f].is_string()) return Corruption(std::string("key file lacks '") + f + "'");
+  for (const char* f : {"n", "r", "p"})
+    if (!j.contains(f) || !j[f].is_number_unsigned())
+      return Corruption(std::string("key file lacks '") + f + "'");
+  if (j["kdf"] != "scrypt") return Corruption("key file uses an unknown kdf");
+  return j;
+}
+
+ScryptParams KdfOf(const nlohmann::json& j) {
+  return ScryptParams{.n = j["n"].get<uint64_t>(), .r = j["r"].get<uint32_t>(),
+                      .p = j["p"].get<uint32_t>()};
+}
+
+}  // namespace
+
+Result<Id> AddKeyFile(Storage& storage, const MasterKey& master, std::string_view passphrase,
+                      const ScryptParams& kdf, const Clock& clock) {
+  Bytes salt = RandomBytes(32);
+  ASSIGN_OR_RETURN(Key256 wrap, DeriveKey(passphrase, salt, kdf));
+  std::string secret = MasterToJson(master).dump();
+  Bytes sealed = Seal(wrap, AsBytes(secret), AsBytes(kAadKey));
+  nlohmann::json j = {{"version", kFormatVersion},
+                      {"created", FormatRfc3339(clock.NowUnixNanos())},
+                      {"host", HostName()},
+                      {"user", UserName()},
+                      {"kdf", "scrypt"},
+                      {"n", kdf.n},
+                      {"r", kdf.r},
+                      {"p", kdf.p},
+                      {"salt", Base64Encode(salt)},
+                      {"data", Base64Encode(sealed)}};
+  std::string text = j.dump(2) + "\n";
+  Id id = Sha256(AsBytes(text));
+  RETURN_IF_ERROR(storage.Put(KeyFileKey(id), AsBytes(text)));
+  return id;
+}
+
+Result<std::pair<Id, MasterKey>> OpenWithPassphrase(Storage& storage, std::string_view passphrase) {
+  ASSIGN_OR_RETURN(auto objects, storage.List(std::string(kKeysDir)));
+  if (objects.empty())
+    return NotFound("no key files in '" + storage.Location() +
+                    "': it is not a reprise repository. HINT: create one with 'reprise init'");
+  size_t tried = 0;
+  for (const auto& o : objects) {
+    ASSIGN_OR_RETURN(Bytes file, storage.Get(o.key));
+    auto j = ParseKeyFile(file);
+    if (!j.ok()) continue;
+    ++tried;
+    auto salt = Base64Decode((*j)["salt"].get<std::string>());
+    auto data = Base64Decode((*j)["data"].get<std::string>());
+    if (!salt.ok() || !data.ok()) continue;
+    ASSIGN_OR_RETURN(Key256 wrap, DeriveKey(passphrase, *salt, KdfOf(*j)));
+    auto secret = Open(wrap, *data, AsBytes(kAadKey));
+    if (!secret.ok()) continue;
+    auto mj = nlohmann::json::parse(secret->begin(), secret->end(), nullptr, false);
+    if (mj.is_discarded()) return Corruption("key file '" + o.key + "' holds a bad master key");
+    ASSIGN_OR_RETURN(MasterKey master, MasterFromJson(mj));
+    ASSIGN_OR_RETURN(Id id, Id::FromHex(o.key.substr(kKeysDir.size())));
+    return std::pair{id, master};
+  }
+  return Unauthenticated("wrong passphrase for repository '" + storage.Location() + "': none of " +
+                         std::to_string(tried) +
+                         " key file(s) opens with it. HINT: check --password-file or "
+                         "REPRISE_PASSWORD_FILE");
+}
+
+Result<std::vector<KeyInfo>> ListKeyFiles(Storage& storage) {
+  ASSIGN_OR_RETURN(auto objects, storage.List(std::string(kKeysDir)));
+  std::vector<KeyInfo> out;
+  for (const auto& o : objects) {
+    ASSIGN_OR_RETURN(Bytes file, storage.Get(o.key));
+    ASSIGN_OR_RETURN(auto j, ParseKeyFile(file));
+    KeyInfo k;
+    ASSIGN_OR_RETURN(k.id, Id::FromHex(o.key.substr(kKeysDir.size())));
+    k.created = j.value("created", "");
+    k.host = j.value("host", "");
+    k.user = j.value("user", "");
+    k.kdf = KdfOf(j);
+    out.push_back(std::move(k));
+  }
+  return out;
+}
+
+}  // namespace reprise

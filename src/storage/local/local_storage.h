@@ -1,0 +1,32 @@
+// A repository on a local (or mounted) filesystem. Put writes "<key>.tmp-<random>", fsyncs
+// it, renames it over the key and fsyncs the directory, so a crash leaves either the old
+// object or the new one. Leftover temp files are ignored by List and removed by Cleanup().
+#pragma once
+
+#include <filesystem>
+
+#include "storage/storage.h"
+
+namespace reprise {
+
+class LocalStorage final : public Storage {
+ public:
+  explicit LocalStorage(std::filesystem::path root);
+
+  std::string Location() const override;
+  Result<Bytes> Get(const std::string& key) override;
+  Result<Bytes> GetRange(const std::string& key, uint64_t offset, uint64_t length) override;
+  Status Put(const std::string& key, ByteView data) override;
+  Status Delete(const std::string& key) override;
+  Result<ObjectInfo> Stat(const std::string& key) override;
+  Result<std::vector<ObjectInfo>> List(const std::string& prefix) override;
+
+  // Removes temp files left by killed writers (older than `min_age_seconds`).
+  Status Cleanup(int64_t min_age_seconds);
+
+ private:
+  std::filesystem::path PathOf(const std::string& key) const;
+  std::filesystem::path root_;
+};
+
+}  // namespace reprise

@@ -1,0 +1,53 @@
+// Storage: where a repository's objects live. The repository layer names every object with a
+// relative key ("config", "keys/<id>", "data/ab/<id>", "index/<id>", "points/<id>",
+// "locks/<id>"); a backend stores bytes under keys and knows nothing of what they mean.
+//
+// Contract every backend keeps (tests/unit/storage_conformance_test.cc checks it):
+// - Put is atomic and durable: when it returns OK the whole object is stored and survives a
+//   crash or power loss; if the process dies during Put, the key is absent or holds the old
+//   value, never a prefix. Put replaces an existing object.
+// - Get/GetRange return exactly the stored bytes; a missing key is kNotFound. GetRange past
+//   the end is kInvalidArgument.
+// - Delete of a missing key is OK (idempotent).
+// - List(prefix) returns every object whose key starts with `prefix` (recursively), in no
+//   particular order; temp files of unfinished Puts are never listed.
+// - Transient failures are kUnavailable (the caller may retry); a backend never retries
+//   inside itself (retry is a wrapper).
+// - All methods are safe to call from several threads at once.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/bytes.h"
+#include "common/result.h"
+
+namespace reprise {
+
+struct ObjectInfo {
+  std::string key;
+  uint64_t size = 0;
+};
+
+class Storage {
+ public:
+  virtual ~Storage() = default;
+
+  // Where this is, for messages: "/backups/rag", "s3://bucket/prefix".
+  virtual std::string Location() const = 0;
+
+  virtual Result<Bytes> Get(const std::string& key) = 0;
+  virtual Result<Bytes> GetRange(const std::string& key, uint64_t offset, uint64_t length) = 0;
+  virtual Status Put(const std::string& key, ByteView data) = 0;
+  virtual Status Delete(const std::string& key) = 0;
+  virtual Result<ObjectInfo> Stat(const std::string& key) = 0;
+  virtual Result<std::vector<ObjectInfo>> List(const std::string& prefix) = 0;
+};
+
+// Opens a backend from a repository URL: "/path", "file:///path". (s3:// comes with the S3
+// backend.) The location need not exist yet: `init` creates it on first Put.
+Result<std::unique_ptr<Storage>> OpenStorage(const std::string& url);
+
+}  // namespace reprise

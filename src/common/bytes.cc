@@ -3,7 +3,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include <stdexcept>
+#include <cstdio>
+#include <cstdlib>
 
 namespace reprise {
 
@@ -45,6 +46,10 @@ std::string Base64Encode(ByteView data) {
 
 Result<Bytes> Base64Decode(std::string_view text) {
   if (text.size() % 4 != 0) return InvalidArgument("base64 text has a bad length");
+  // Padding only at the very end, at most two characters of it.
+  size_t data_len = text.size();
+  while (data_len > 0 && text.size() - data_len < 2 && text[data_len - 1] == '=') --data_len;
+  if (text.find('=') < data_len) return InvalidArgument("text is not base64");
   Bytes out(text.size() / 4 * 3);
   int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(text.data()),
                           static_cast<int>(text.size()));
@@ -91,8 +96,11 @@ Result<Id> Id::FromHex(std::string_view hex) {
 
 Id Id::Random() {
   Id id;
-  if (RAND_bytes(id.bytes.data(), static_cast<int>(id.bytes.size())) != 1)
-    throw std::runtime_error("RAND_bytes failed");
+  // Without randomness nothing we write is safe: stop rather than return weak bytes.
+  if (RAND_bytes(id.bytes.data(), static_cast<int>(id.bytes.size())) != 1) {
+    std::fprintf(stderr, "reprise: fatal: the system random generator failed\n");
+    std::abort();
+  }
   return id;
 }
 

@@ -1,0 +1,310 @@
+#include "storage/local/local_storage.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <ctime>
+#include <string_view>
+#include <utility>
+
+namespace reprise {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Marks the temp file of an unfinished Put; keys containing it are refused so that List can
+// tell temp files from objects by name alone.
+constexpr std::string_view kTempMarker = ".tmp-";
+
+// New objects and directories are private to the owner: a repository holds backups.
+constexpr mode_t kFileMode = 0600;
+constexpr mode_t kDirMode = 0700;
+
+Status InvalidKey(std::string_view key, std::string_view why) {
+  return InvalidArgument("invalid storage key '" + std::string(key) + "': " + std::string(why));
+}
+
+// Checks the components of a relative, '/'-separated key. With `is_prefix` (List prefixes
+// such as "", "data/" or "data/ab") the last component may be empty or partial.
+Status ValidatePath(std::string_view key, bool is_prefix) {
+  if (key.empty()) {
+    if (is_prefix) return Status::Ok();
+    return InvalidKey(key, "it is empty");
+  }
+  if (key.front() == '/') return InvalidKey(key, "it is absolute");
+  if (key.find('\0') != std::string_view::npos) return InvalidKey(key, "it contains a NUL byte");
+  if (!is_prefix && key.find(kTempMarker) != std::string_view::npos)
+    return InvalidKey(key, "'.tmp-' is reserved for temporary files");
+  size_t start = 0;
+  while (true) {
+    size_t slash = key.find('/', start);
+    bool last = slash == std::string_view::npos;
+    std::string_view part = key.substr(start, last ? std::string_view::npos : slash - start);
+    if (part.empty() && !(last && is_prefix)) return InvalidKey(key, "it has an empty component");
+    // A prefix's last component is a name prefix ("data/a" matches "data/ab/..."), so "."
+    // there is harmless; but ".." and "." as directory components would leave or alias root.
+    if ((part == "." || part == "..") && !(last && is_prefix))
+      return InvalidKey(key, "it has a '" + std::string(part) + "' component");
+    if (last) break;
+    start = slash + 1;
+  }
+  return Status::Ok();
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  // Closes now, reporting the error (close can report a failed write-back on some filesystems).
+  int Close() {
+    int rc = ::close(fd_);
+    fd_ = -1;
+    return rc;
+  }
+
+ private:
+  int fd_;
+};
+
+Status FsyncDir(const fs::path& dir) {
+  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() < 0) return ErrnoError("open directory", dir.native(), errno);
+  if (::fsync(fd.get()) != 0) return ErrnoError("fsync directory", dir.native(), errno);
+  return Status::Ok();
+}
+
+// Creates `dir` and its missing parents, fsyncing each new directory's parent so the new
+// entries survive a crash. Racing creators are fine (EEXIST).
+Status EnsureDir(const fs::path& dir) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return Status::Ok();
+    return IOError("'" + dir.native() + "' exists but is not a directory");
+  }
+  if (errno != ENOENT) return ErrnoError("stat", dir.native(), errno);
+  fs::path parent = dir.parent_path();
+  if (!parent.empty() && parent != dir) RETURN_IF_ERROR(EnsureDir(parent));
+  if (::mkdir(dir.c_str(), kDirMode) != 0) {
+    if (errno == EEXIST && ::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+      return Status::Ok();
+    return ErrnoError("create directory", dir.native(), errno);
+  }
+  if (!parent.empty()) RETURN_IF_ERROR(FsyncDir(parent));
+  return Status::Ok();
+}
+
+Result<std::string> RandomSuffix() {
+  uint8_t r[8];
+  if (RAND_bytes(r, sizeof(r)) != 1) return Internal("no randomness for a temp file name");
+  return HexEncode(ByteView(r, sizeof(r)));
+}
+
+Status WriteAll(int fd, ByteView data, const fs::path& path) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("write", path.native(), errno);
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status ReadAllAt(int fd, uint8_t* out, size_t len, uint64_t offset, const fs::path& path) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = ::pread(fd, out + done, len - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("read", path.native(), errno);
+    }
+    if (n == 0) return IOError("read '" + path.native() + "': file is shorter than expected");
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+// ENOTDIR (a path component is a file) means the object does not exist either.
+Status MissingAware(std::string_view what, const fs::path& path, int err) {
+  return ErrnoError(what, path.native(), err == ENOTDIR ? ENOENT : err);
+}
+
+// Opens an object for reading and returns its size; a directory is not an object.
+Result<std::pair<int, uint64_t>> OpenObject(const fs::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return MissingAware("open", path, errno);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return ErrnoError("stat", path.native(), err);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return NotFound("'" + path.native() + "' is not an object (not a regular file)");
+  }
+  return std::pair<int, uint64_t>(fd, static_cast<uint64_t>(st.st_size));
+}
+
+// Calls visit(relative key, full path, stat) for every regular file under dir, recursively.
+// Entries that vanish while walking (a concurrent Delete) are skipped; symlinked directories
+// are not followed.
+template <typename Visit>
+Status Walk(const fs::path& dir, const std::string& rel, Visit& visit) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) {
+    if (errno == ENOENT || errno == ENOTDIR) return Status::Ok();
+    return ErrnoError("open directory", dir.native(), errno);
+  }
+  Status status;
+  while (true) {
+    errno = 0;
+    struct dirent* e = ::readdir(d);
+    if (e == nullptr) {
+      if (errno != 0) status = ErrnoError("read directory", dir.native(), errno);
+      break;
+    }
+    std::string_view name = e->d_name;
+    if (name == "." || name == "..") continue;
+    std::string key = rel.empty() ? std::string(name) : rel + "/" + std::string(name);
+    fs::path full = dir / name;
+    struct stat st;
+    if (::fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) continue;
+      status = ErrnoError("stat", full.native(), errno);
+      break;
+    }
+    if (S_ISLNK(st.st_mode)) {
+      // A symlink to a file counts as that file; to anything else, it is skipped.
+      if (::stat(full.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    }
+    if (S_ISDIR(st.st_mode)) {
+      status = Walk(full, key, visit);
+      if (!status.ok()) break;
+    } else if (S_ISREG(st.st_mode)) {
+      visit(key, full, st);
+    }
+  }
+  ::closedir(d);
+  return status;
+}
+
+}  // namespace
+
+LocalStorage::LocalStorage(std::filesystem::path root) : root_(root.lexically_normal()) {
+  // "/backups/rag/" -> "/backups/rag", so Location() and messages are stable.
+  if (!root_.has_filename() && root_.has_relative_path()) root_ = root_.parent_path();
+}
+
+std::string LocalStorage::Location() const { return root_.string(); }
+
+std::filesystem::path LocalStorage::PathOf(const std::string& key) const { return root_ / key; }
+
+Result<Bytes> LocalStorage::Get(const std::string& key) {
+  RETURN_IF_ERROR(ValidatePath(key, false));
+  fs::path path = PathOf(key);
+  ASSIGN_OR_RETURN(auto opened, OpenObject(path));
+  Fd fd(opened.first);
+  Bytes out(opened.second);
+  RETURN_IF_ERROR(ReadAllAt(fd.get(), out.data(), out.size(), 0, path));
+  return out;
+}
+
+Result<Bytes> LocalStorage::GetRange(const std::string& key, uint64_t offset, uint64_t length) {
+  RETURN_IF_ERROR(ValidatePath(key, false));
+  fs::path path = PathOf(key);
+  ASSIGN_OR_RETURN(auto opened, OpenObject(path));
+  Fd fd(opened.first);
+  uint64_t size = opened.second;
+  if (offset > size || length > size - offset) {
+    return InvalidArgument("range " + std::to_string(offset) + "+" + std::to_string(length) +
+                           " of '" + key + "' is past its end (" + std::to_string(size) +
+                           " bytes)");
+  }
+  Bytes out(length);
+  RETURN_IF_ERROR(ReadAllAt(fd.get(), out.data(), out.size(), offset, path));
+  return out;
+}
+
+Status LocalStorage::Put(const std::string& key, ByteView data) {
+  RETURN_IF_ERROR(ValidatePath(key, false));
+  fs::path path = PathOf(key);
+  fs::path dir = path.parent_path();
+  RETURN_IF_ERROR(EnsureDir(dir));
+  ASSIGN_OR_RETURN(std::string suffix, RandomSuffix());
+  fs::path tmp = path.native() + std::string(kTempMarker) + suffix;
+
+  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, kFileMode));
+  if (fd.get() < 0) return ErrnoError("create", tmp.native(), errno);
+  Status st = WriteAll(fd.get(), data, tmp);
+  if (st.ok() && ::fsync(fd.get()) != 0) st = ErrnoError("fsync", tmp.native(), errno);
+  if (st.ok() && fd.Close() != 0) st = ErrnoError("close", tmp.native(), errno);
+  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0)
+    st = ErrnoError("rename to '" + path.native() + "'", tmp.native(), errno);
+  if (!st.ok()) {
+    ::unlink(tmp.c_str());
+    return st;
+  }
+  return FsyncDir(dir);
+}
+
+Status LocalStorage::Delete(const std::string& key) {
+  RETURN_IF_ERROR(ValidatePath(key, false));
+  fs::path path = PathOf(key);
+  if (::unlink(path.c_str()) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return Status::Ok();
+    return ErrnoError("delete", path.native(), errno);
+  }
+  return FsyncDir(path.parent_path());
+}
+
+Result<ObjectInfo> LocalStorage::Stat(const std::string& key) {
+  RETURN_IF_ERROR(ValidatePath(key, false));
+  fs::path path = PathOf(key);
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return MissingAware("stat", path, errno);
+  if (!S_ISREG(st.st_mode))
+    return NotFound("'" + path.native() + "' is not an object (not a regular file)");
+  return ObjectInfo{.key = key, .size = static_cast<uint64_t>(st.st_size)};
+}
+
+Result<std::vector<ObjectInfo>> LocalStorage::List(const std::string& prefix) {
+  RETURN_IF_ERROR(ValidatePath(prefix, true));
+  size_t slash = prefix.rfind('/');
+  std::string dir_part = slash == std::string::npos ? "" : prefix.substr(0, slash);
+  std::vector<ObjectInfo> out;
+  auto visit = [&](const std::string& key, const fs::path&, const struct stat& st) {
+    if (key.compare(0, prefix.size(), prefix) != 0) return;
+    if (key.find(kTempMarker) != std::string::npos) return;
+    out.push_back(ObjectInfo{.key = key, .size = static_cast<uint64_t>(st.st_size)});
+  };
+  fs::path start = dir_part.empty() ? root_ : root_ / dir_part;
+  RETURN_IF_ERROR(Walk(start, dir_part, visit));
+  return out;
+}
+
+Status LocalStorage::Cleanup(int64_t min_age_seconds) {
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  Status first_error;
+  auto visit = [&](const std::string&, const fs::path& full, const struct stat& st) {
+    if (full.filename().native().find(kTempMarker) == std::string::npos) return;
+    if (now - static_cast<int64_t>(st.st_mtime) < min_age_seconds) return;
+    if (::unlink(full.c_str()) != 0 && errno != ENOENT && first_error.ok())
+      first_error = ErrnoError("delete temp file", full.native(), errno);
+  };
+  RETURN_IF_ERROR(Walk(root_, "", visit));
+  return first_error;
+}
+
+}  // namespace reprise

@@ -32,7 +32,7 @@ class CliTest : public ::testing::Test {
     args.insert(args.begin(), REPRISE_BINARY);
     auto env = env_;
     env.insert(env.end(), extra_env.begin(), extra_env.end());
-    return Run(args, env);
+    return RunCommand(args, env);
   }
 
   nlohmann::json Json(const RunResult& r) {
@@ -176,7 +176,7 @@ TEST_F(CliTest, NotARepositoryAndMissingPasswordAreClear) {
   auto r = Reprise({"points"}, {"REPRISE_REPOSITORY=" + tmp_.path() + "/nothing-here"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("not a reprise repository"), std::string::npos) << r.err;
-  auto none = Run({REPRISE_BINARY, "points"}, {"REPRISE_REPOSITORY=" + repo_});
+  auto none = RunCommand({REPRISE_BINARY, "points"}, {"REPRISE_REPOSITORY=" + repo_});
   EXPECT_EQ(none.exit_code, 2);
   EXPECT_NE(none.err.find("password"), std::string::npos) << none.err;
 }
@@ -218,7 +218,7 @@ TEST_F(CliTest, PlanBackupAndPlanCheck) {
                       "    paths: [" + src + "]\n");
   auto check = Reprise({"--plan", plan, "plan", "check"});
   EXPECT_EQ(check.exit_code, 0) << check.err;
-  auto r = Run({REPRISE_BINARY, "--plan", plan, "--json", "backup"},
+  auto r = RunCommand({REPRISE_BINARY, "--plan", plan, "--json", "backup"},
                {"REPRISE_PASSWORD_FILE=" + pw_});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto j = Json(r);

@@ -88,7 +88,7 @@ void Walk(const std::string& root, const std::string& rel, std::map<std::string,
 
 }  // namespace
 
-RunResult Run(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+RunResult RunCommand(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
   int out_pipe[2], err_pipe[2];
   if (pipe(out_pipe) != 0 || pipe(err_pipe) != 0) return {};
   posix_spawn_file_actions_t fa;
@@ -104,7 +104,12 @@ RunResult Run(const std::vector<std::string>& argv, const std::vector<std::strin
     if (s.rfind("REPRISE_", 0) == 0) continue;  // the test says what it means
     envs.push_back(s);
   }
-  for (const auto& e : env) envs.push_back(e);
+  // Later settings win, as in a shell: drop earlier ones of the same name.
+  for (const auto& e : env) {
+    std::string name = e.substr(0, e.find('=') + 1);
+    std::erase_if(envs, [&](const std::string& x) { return x.rfind(name, 0) == 0; });
+    envs.push_back(e);
+  }
   std::vector<char*> cargv, cenv;
   for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);

@@ -14,7 +14,7 @@ struct RunResult {
 };
 
 // Runs argv[0] with the given extra environment ("NAME=value"), stdin from /dev/null.
-RunResult Run(const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
+RunResult RunCommand(const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
 
 // Everything restore promises to keep about one filesystem object.
 struct EntryFacts {

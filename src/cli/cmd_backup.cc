@@ -37,8 +37,9 @@ Result<BackupJob> BuildJob(Context& ctx, const BackupFlags& f) {
     if (!plan->FindComponent(name))
       return InvalidArgument("the plan has no component '" + name + "'");
   job.plan_name = plan->name;
-  job.site = ctx.opts.site.empty() && !plan->sites.empty() ? plan->sites.front().name
-                                                           : ctx.opts.site;
+  job.site = ctx.opts.site;
+  if (job.site.empty() && !plan->sites.empty())
+    job.site = plan->PrimarySite() ? plan->PrimarySite()->name : plan->sites.front().name;
   for (const auto& spec : plan->components) {
     if (!f.components.empty() &&
         std::find(f.components.begin(), f.components.end(), spec.name) == f.components.end())

@@ -86,7 +86,9 @@ void AddForgetCommand(CLI::App& app, Context& ctx, Action* run) {
         if (!plan.ok()) return ctx.Fail(plan.status());
         if (*plan) {
           const Site* site = ctx.opts.site.empty()
-                                 ? ((*plan)->sites.empty() ? nullptr : &(*plan)->sites.front())
+                                 ? ((*plan)->PrimarySite() ? (*plan)->PrimarySite()
+                                    : (*plan)->sites.empty() ? nullptr
+                                                             : &(*plan)->sites.front())
                                  : (*plan)->FindSite(ctx.opts.site);
           if (site) {
             policy = (*plan)->RetentionFor(*site);

@@ -73,7 +73,10 @@ Result<std::string> Context::RepositoryUrl() {
   if (auto env = Env("REPRISE_REPOSITORY"); !env.empty()) return env;
   ASSIGN_OR_RETURN(const Plan* plan, LoadPlanIfAny());
   if (plan && !plan->sites.empty()) {
-    if (opts.site.empty()) return plan->sites.front().repository;
+    if (opts.site.empty()) {
+      const Site* primary = plan->PrimarySite();
+      return (primary ? *primary : plan->sites.front()).repository;
+    }
     const Site* s = plan->FindSite(opts.site);
     if (!s) return InvalidArgument("the plan has no site '" + opts.site + "'");
     return s->repository;

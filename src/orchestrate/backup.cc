@@ -3,6 +3,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "common/sysinfo.h"
@@ -52,6 +53,18 @@ Result<Point> RunBackup(Repository& repo, BackupJob& job, const Clock& clock,
   point.plan = job.plan_name;
   point.site = job.site;
 
+  // Each component's previous manifest lets it skip what has not changed.
+  std::vector<Point> earlier;
+  if (auto listed = repo.ListPoints(); listed.ok()) earlier = std::move(*listed);
+  auto previous_of = [&](const BackupItem& item) -> std::optional<std::vector<Id>> {
+    for (auto it = earlier.rbegin(); it != earlier.rend(); ++it) {
+      if (it->host != point.host) continue;
+      const PointComponent* c = it->Find(item.name);
+      if (c && c->kind == item.kind && c->status == "ok") return c->manifest;
+    }
+    return std::nullopt;
+  };
+
   ThreadPool pool(DefaultThreads(), 2 * DefaultThreads());
   auto& ws = repo.write_stats();
   uint64_t total_bytes = 0, total_entries = 0;
@@ -66,6 +79,7 @@ Result<Point> RunBackup(Repository& repo, BackupJob& job, const Clock& clock,
       pc.error = item.build_error.message();
     } else {
       RepoBackupSink sink(repo, pool);
+      if (auto prev = previous_of(item)) sink.SetPrevious(std::move(*prev));
       std::mutex name_mu;
       Ticker ticker(tick ? std::function<void()>([&] {
         BackupTick t;
@@ -105,6 +119,7 @@ Result<Point> RunBackup(Repository& repo, BackupJob& job, const Clock& clock,
       pc.stats = {{"entries", sink.entries()},
                   {"bytes", sink.bytes()},
                   {"bytes_read", sink.progress().bytes_read.load()},
+                  {"reused_bytes", sink.reused_bytes()},
                   {"new_bytes", ws.new_bytes - new0},
                   {"stored_bytes", ws.stored_bytes - stored0}};
     }

@@ -29,7 +29,8 @@ Result<std::unique_ptr<Component>> MakeComponentForRestore(const std::string& ki
 Result<std::unique_ptr<Component>> MakeFilesComponent(const std::vector<std::string>& paths,
                                                       const std::vector<std::string>& excludes) {
   if (paths.empty()) return InvalidArgument("no paths to back up");
-  FilesOptions options{.excludes = excludes};
+  FilesOptions options;
+  options.excludes = excludes;
   for (const auto& p : paths) {
     std::error_code ec;
     auto abs = std::filesystem::absolute(p, ec);

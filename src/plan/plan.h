@@ -1,0 +1,151 @@
+// The plan (reprise.yaml): what to save, where, how often it must be recoverable and in what
+// order to bring it back. docs/plan-reference.md describes every key; keep it in step.
+//
+// LoadPlan/ParsePlan read and validate a plan in one pass, cross references included (a tier
+// naming a missing component, a class not in objectives.rpo, credentials naming a missing
+// secret). On failure they return kInvalidArgument whose message lists EVERY problem, one per
+// line, sorted by position, each as "file:line:col: field.path: message". On success the plan
+// may carry warnings (sections accepted but not built yet, defaults applied) for the caller to
+// show. Defaults are filled in, so a loaded plan needs no further checks; whether a repository
+// is available at all (a site, or -r on the command line) is for the caller to decide.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/result.h"
+#include "repo/retention.h"
+
+namespace reprise {
+
+// 1-based line and column in the plan file; 0/0 when the value is a default.
+struct PlanLocation {
+  int line = 0;
+  int column = 0;
+};
+
+struct PlanWarning {
+  std::string file;
+  PlanLocation at;
+  std::string field;  // "sites.dr.health"
+  std::string message;
+  // "reprise.yaml:12:5: sites.dr.health: accepted but not used yet (failover is not built)"
+  std::string ToString() const;
+};
+
+// A class of data with its recovery point objective: how old the newest restorable point of
+// a component of that class may be.
+struct DataClass {
+  std::string name;
+  std::chrono::seconds rpo{0};
+};
+
+struct Objectives {
+  // Recovery time objectives per incident severity.
+  struct Rto {
+    std::chrono::seconds minor{15 * 60};
+    std::chrono::seconds major{2 * 3600};
+    std::chrono::seconds disaster{8 * 3600};
+  } rto;
+  // In document order. When the plan has no objectives.rpo: transactional 5m, documents 1h,
+  // embeddings 1h, configuration 24h. A plan's own objectives.rpo replaces these entirely.
+  std::vector<DataClass> rpo;
+  std::string availability;  // "99.9%", or empty; informational
+
+  const DataClass* FindClass(std::string_view name) const;
+};
+
+struct Tier {
+  std::string name;
+  std::vector<std::string> components;  // restore order within the tier is this order
+  PlanLocation at;
+};
+
+// Where a secret's value comes from. Values are never written in the plan.
+struct Secret {
+  enum class Source { kFile, kEnv };
+  std::string name;
+  Source source = Source::kFile;
+  std::string file;              // kFile: absolute path; the value is the file's contents
+  std::vector<std::string> env;  // kEnv: one or more variable names (e.g. key id + secret)
+  PlanLocation at;
+};
+
+enum class SiteRole { kPrimary, kWarm, kCold };
+std::string_view SiteRoleName(SiteRole role);
+
+struct Site {
+  std::string name;
+  std::string repository;  // URL ("file:///backups/rag", "s3://bucket/prefix?region=...") or
+                           // an absolute path
+  SiteRole role = SiteRole::kCold;
+  std::string region;
+  std::string credentials;  // name of a secret, or empty
+  std::optional<RetentionPolicy> retention;
+  // Keys for features not built yet (endpoints, dns_value, health, provision, monitoring),
+  // kept as written: a JSON object keyed by the key name.
+  nlohmann::json deferred = nlohmann::json::object();
+  PlanLocation at;
+};
+
+enum class ComponentKind { kFiles, kPostgres, kRedis, kQdrant, kS3, kCommand };
+std::string_view ComponentKindName(ComponentKind kind);
+// Whether backups of this kind are implemented.
+bool ComponentKindBuilt(ComponentKind kind);
+
+struct FilesSpec {
+  std::vector<std::string> paths;     // absolute, non-empty
+  std::vector<std::string> excludes;  // glob patterns
+  bool one_file_system = false;
+};
+
+struct ComponentSpec {
+  std::string name;
+  ComponentKind kind = ComponentKind::kFiles;
+  std::string data_class;  // a name in objectives.rpo
+  FilesSpec files;         // kind files only
+  // Kinds not built yet: their other keys as written, a JSON object keyed by the key name.
+  nlohmann::json settings = nlohmann::json::object();
+  PlanLocation at;
+};
+
+struct Plan {
+  std::string file;  // as given to LoadPlan/ParsePlan
+  int version = 1;
+  std::string name;
+  Objectives objectives;
+  // Restore order. When the plan has none: one tier "all" holding every component.
+  // Every component is in exactly one tier.
+  std::vector<Tier> tiers;
+  std::vector<Secret> secrets;
+  std::vector<Site> sites;                   // document order; at most one has role primary
+  std::vector<ComponentSpec> components;     // document order; at least one
+  std::optional<RetentionPolicy> retention;  // default for sites without their own
+  // Top-level sections not built yet (consistency, schedules, failover, notifications,
+  // escalation), as written: a JSON object keyed by section name.
+  nlohmann::json deferred = nlohmann::json::object();
+  std::vector<PlanWarning> warnings;
+
+  const ComponentSpec* FindComponent(std::string_view name) const;
+  const Site* FindSite(std::string_view name) const;
+  const Secret* FindSecret(std::string_view name) const;
+  const Tier* FindTier(std::string_view name) const;
+  // The site with role primary, or nullptr.
+  const Site* PrimarySite() const;
+  // secrets.repository_password, or nullptr.
+  const Secret* RepositoryPassword() const { return FindSecret("repository_password"); }
+  // The site's own retention, else the plan's, else an empty policy.
+  RetentionPolicy RetentionFor(const Site& site) const;
+};
+
+// Reads and parses the file. Errors opening it are kNotFound/kPermissionDenied/kIOError.
+Result<Plan> LoadPlan(const std::string& path);
+// `filename` is used in messages only.
+Result<Plan> ParsePlan(std::string_view text, std::string filename);
+
+}  // namespace reprise

@@ -53,9 +53,26 @@ struct BackupProgress {
   std::atomic<uint64_t> bytes_read{0};
 };
 
+// Reads a manifest forward, one entry at a time.
+class ManifestCursor {
+ public:
+  virtual ~ManifestCursor() = default;
+  // The next entry, or nullptr at the end. The pointer is valid until the next call.
+  virtual Result<const nlohmann::json*> Next() = 0;
+};
+
 class BackupSink {
  public:
   virtual ~BackupSink() = default;
+  // The manifest this component saved last time (the newest earlier point of this host with a
+  // component of the same name and kind that succeeded), or null when there is none. A
+  // component may use it to skip reading what has not changed since.
+  virtual std::unique_ptr<ManifestCursor> Previous() { return nullptr; }
+  // True when every chunk of `content` (an element of a previous entry's "contents") is still
+  // in the repository, so it may be reused without reading the data again.
+  virtual bool Reusable(const nlohmann::json& content) { return false; }
+  // A content already stored (reused from a previous entry), as a future for AddEntry.
+  static ContentFuture Ready(Content content);
   virtual std::unique_ptr<ContentWriter> NewContent() = 0;
   // Appends an entry; `contents` become entry["contents"] once resolved, in order.
   virtual Status AddEntry(nlohmann::json entry, std::vector<ContentFuture> contents) = 0;

@@ -99,7 +99,68 @@ class RepoContentWriter final : public ContentWriter {
   bool closed_ = false;
 };
 
+class RepoManifestCursor final : public ManifestCursor {
+ public:
+  RepoManifestCursor(Repository& repo, std::vector<Id> trees)
+      : repo_(repo), trees_(std::move(trees)) {}
+
+  Result<const nlohmann::json*> Next() override {
+    for (;;) {
+      size_t nl = buf_.find('\n', pos_);
+      if (nl != std::string::npos) {
+        current_ = nlohmann::json::parse(buf_.begin() + static_cast<std::ptrdiff_t>(pos_),
+                                         buf_.begin() + static_cast<std::ptrdiff_t>(nl), nullptr,
+                                         false);
+        pos_ = nl + 1;
+        if (current_.is_discarded() || !current_.is_object())
+          return Corruption("a manifest has a bad entry");
+        return &current_;
+      }
+      if (next_tree_ == trees_.size()) {
+        if (pos_ != buf_.size()) return Corruption("a manifest ends mid-entry");
+        return static_cast<const nlohmann::json*>(nullptr);
+      }
+      ASSIGN_OR_RETURN(Bytes blob, repo_.ReadBlob(trees_[next_tree_++]));
+      buf_.erase(0, pos_);
+      pos_ = 0;
+      buf_.append(reinterpret_cast<const char*>(blob.data()), blob.size());
+    }
+  }
+
+ private:
+  Repository& repo_;
+  std::vector<Id> trees_;
+  size_t next_tree_ = 0;
+  std::string buf_;
+  size_t pos_ = 0;
+  nlohmann::json current_;
+};
+
 }  // namespace
+
+ContentFuture BackupSink::Ready(Content content) {
+  std::promise<Result<Content>> p;
+  p.set_value(std::move(content));
+  return p.get_future().share();
+}
+
+std::unique_ptr<ManifestCursor> OpenManifest(Repository& repo, std::vector<Id> trees) {
+  return std::make_unique<RepoManifestCursor>(repo, std::move(trees));
+}
+
+std::unique_ptr<ManifestCursor> RepoBackupSink::Previous() {
+  if (!previous_) return nullptr;
+  return OpenManifest(repo_, *previous_);
+}
+
+bool RepoBackupSink::Reusable(const nlohmann::json& content) {
+  auto c = ContentFromJson(content);
+  if (!c.ok()) return false;
+  for (const auto& ch : c->chunks)
+    if (!repo_.index().Has(ch.id)) return false;
+  reused_bytes_ += c->size;
+  return true;
+}
 
 RepoBackupSink::RepoBackupSink(Repository& repo, ThreadPool& pool) : repo_(repo), pool_(pool) {}
 
@@ -184,26 +245,14 @@ RepoRestoreSource::RepoRestoreSource(Repository& repo, const PointComponent& com
     : repo_(repo), component_(component), pool_(pool) {}
 
 Status RepoRestoreSource::ForEachEntry(const std::function<Status(const nlohmann::json&)>& fn) {
-  std::string buf;
-  uint64_t line_no = 0;
-  for (const Id& tree : component_.manifest) {
-    ASSIGN_OR_RETURN(Bytes blob, repo_.ReadBlob(tree));
-    buf.append(reinterpret_cast<const char*>(blob.data()), blob.size());
-    size_t start = 0, nl;
-    while ((nl = buf.find('\n', start)) != std::string::npos) {
-      ++line_no;
-      auto j = nlohmann::json::parse(buf.begin() + start, buf.begin() + nl, nullptr, false);
-      if (j.is_discarded() || !j.is_object())
-        return Corruption("manifest of component '" + component_.name + "' has a bad entry " +
-                          std::to_string(line_no));
-      RETURN_IF_ERROR(fn(j));
-      start = nl + 1;
-    }
-    buf.erase(0, start);
+  auto cursor = OpenManifest(repo_, component_.manifest);
+  for (;;) {
+    auto entry = cursor->Next();
+    if (!entry.ok())
+      return entry.status().WithContext("manifest of component '" + component_.name + "'");
+    if (!*entry) return Status::Ok();
+    RETURN_IF_ERROR(fn(**entry));
   }
-  if (!buf.empty())
-    return Corruption("manifest of component '" + component_.name + "' ends mid-entry");
-  return Status::Ok();
 }
 
 Status RepoRestoreSource::ReadContent(const nlohmann::json& content,

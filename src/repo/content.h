@@ -12,6 +12,7 @@
 #include <atomic>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,11 @@ class RepoBackupSink final : public BackupSink {
   Status AddEntry(nlohmann::json entry, std::vector<ContentFuture> contents) override;
   void Warn(std::string message) override;
   BackupProgress& progress() override { return progress_; }
+  std::unique_ptr<ManifestCursor> Previous() override;
+  bool Reusable(const nlohmann::json& content) override;
+  // The manifest that Previous() reads (set by the orchestrator before Backup).
+  void SetPrevious(std::vector<Id> manifest) { previous_ = std::move(manifest); }
+  uint64_t reused_bytes() const { return reused_bytes_; }
 
   // Waits for every pending entry and writes the rest of the manifest. Returns its tree blobs.
   Result<std::vector<Id>> Finish();
@@ -54,7 +60,9 @@ class RepoBackupSink final : public BackupSink {
   std::deque<Pending> pending_;
   Bytes manifest_buf_;
   std::vector<Id> manifest_;
+  std::optional<std::vector<Id>> previous_;
   uint64_t entries_ = 0, bytes_ = 0;
+  std::atomic<uint64_t> reused_bytes_{0};
   std::mutex warn_mu_;
   std::vector<std::string> warnings_;
   uint64_t warning_count_ = 0;
@@ -74,6 +82,9 @@ class RepoRestoreSource final : public RestoreSource {
   const PointComponent& component_;
   ThreadPool& pool_;
 };
+
+// Reads the manifest made of `trees` forward (see ManifestCursor).
+std::unique_ptr<ManifestCursor> OpenManifest(Repository& repo, std::vector<Id> trees);
 
 // Visits every blob a point needs: its manifests' tree blobs, then every content chunk.
 // Stops at the first error (a tree blob that cannot be read, a malformed entry).

@@ -9,6 +9,7 @@
 // The engine resolves the futures and writes entries in the order they were added.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <future>
 #include <memory>

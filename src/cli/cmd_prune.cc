@@ -112,7 +112,8 @@ void AddForgetCommand(CLI::App& app, Context& ctx, Action* run) {
         summaries.push_back(PointSummary{.id = p.id.Hex(),
                                          .time_unix = p.time_ns / 1000000000,
                                          .host = p.host,
-                                         .tags = p.tags});
+                                         .tags = p.tags,
+                                         .subsec_ns = p.time_ns % 1000000000});
       RetentionDecision d = ApplyRetention(summaries, policy, ctx.clock.NowUnix());
       nlohmann::json keep = nlohmann::json::array(), remove = nlohmann::json::array();
       ctx.Say("policy (" + policy_source + "): " + policy.ToString());

@@ -94,6 +94,7 @@ RetentionDecision ApplyRetention(std::vector<PointSummary> points, const Retenti
                                  int64_t now_unix) {
   std::sort(points.begin(), points.end(), [](const PointSummary& a, const PointSummary& b) {
     if (a.time_unix != b.time_unix) return a.time_unix > b.time_unix;
+    if (a.subsec_ns != b.subsec_ns) return a.subsec_ns > b.subsec_ns;
     return a.id > b.id;
   });
 

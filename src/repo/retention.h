@@ -1,7 +1,8 @@
 // Retention: which restore points a prune keeps. A pure function of the points, the policy
 // and the current time (injected), with the semantics of restic's `forget`:
 //
-// Points are considered newest first (ties broken by id, descending). Each rule keeps points
+// Points are considered newest first (by time_unix, then subsec_ns; ties broken by id,
+// descending). Each rule keeps points
 // independently; a point is kept when at least one rule keeps it, and records every reason.
 //   keep_last N     the N newest points.
 //   keep_hourly N   the newest point of each of the N most recent hours that have points;
@@ -27,6 +28,7 @@ struct PointSummary {
   int64_t time_unix = 0;  // seconds since the epoch, UTC
   std::string host;
   std::vector<std::string> tags;
+  int64_t subsec_ns = 0;  // the nanoseconds within that second: orders points of one second
 };
 
 struct RetentionPolicy {

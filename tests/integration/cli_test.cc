@@ -121,6 +121,24 @@ TEST_F(CliTest, UnchangedSecondBackupWritesAlmostNothing) {
   auto stats = Json(r)["stats"];
   EXPECT_EQ(stats["bytes"].get<uint64_t>(), 50u * 200000u);
   EXPECT_EQ(stats["new_bytes"].get<uint64_t>(), 0u) << "an unchanged tree must store nothing new";
+  auto component = Json(r)["components"][0]["stats"];
+  EXPECT_EQ(component["bytes_read"].get<uint64_t>(), 0u) << "unchanged files were read again";
+  EXPECT_EQ(component["reused_bytes"].get<uint64_t>(), 50u * 200000u);
+}
+
+TEST_F(CliTest, ChangedContentUnderAnOldMtimeIsStillSaved) {
+  std::string src = tmp_.path() + "/src";
+  fs::create_directories(src);
+  WriteFile(src + "/f", RandomText(100000, 1));
+  struct timespec times[2] = {{1000000000, 0}, {1000000000, 0}};
+  ASSERT_EQ(utimensat(AT_FDCWD, (src + "/f").c_str(), times, 0), 0);
+  Backup(src);
+  // Same size, same mtime, different bytes: only ctime tells. It must be read again.
+  WriteFile(src + "/f", RandomText(100000, 2));
+  ASSERT_EQ(utimensat(AT_FDCWD, (src + "/f").c_str(), times, 0), 0);
+  auto want = Snapshot(src);
+  std::string point = Backup(src);
+  EXPECT_EQ(Diff(want, Snapshot(Restore(point, src))), "");
 }
 
 TEST_F(CliTest, SmallChangeStoresOnlyNearbyChunks) {

@@ -268,7 +268,8 @@ TEST_F(RepoTest, ExclusiveLockConflictsWithALiveLock) {
   auto exclusive = RepoLock::Acquire(*repo_, true, "prune", clock_, warn);
   ASSERT_FALSE(exclusive.ok());
   EXPECT_EQ(exclusive.status().code(), Code::kLocked);
-  EXPECT_NE(exclusive.status().message().find("backup"), std::string::npos);
+  EXPECT_NE(exclusive.status().message().find("is locked: shared lock"), std::string::npos)
+      << exclusive.status().message();
   shared->reset();
   shared2->reset();
   EXPECT_TRUE(RepoLock::Acquire(*repo_, true, "prune", clock_, warn).ok());

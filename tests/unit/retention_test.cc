@@ -286,3 +286,20 @@ TEST(RetentionTest, AgreesWithReferenceOnRandomHistories) {
 
 }  // namespace
 }  // namespace reprise
+
+namespace reprise {
+namespace {
+
+TEST(RetentionSubsecond, PointsWithinOneSecondKeepTheirOrder) {
+  // Backups seconds apart are common in scripts; the id must not decide which is newest.
+  PointSummary older{"ffff", 1000, "h", {}, 100};
+  PointSummary newer{"0000", 1000, "h", {}, 900};
+  RetentionPolicy keep_one;
+  keep_one.keep_last = 1;
+  auto d = ApplyRetention({older, newer}, keep_one, 2000);
+  ASSERT_EQ(d.keep.size(), 1u);
+  EXPECT_EQ(d.keep[0].first.id, "0000");
+}
+
+}  // namespace
+}  // namespace reprise

@@ -20,6 +20,10 @@
 //   type "file":
 //     "size"     apparent size in bytes.
 //     "nlink"    link count, only when > 1 (the first name of a hard-linked inode).
+//     "ctime_ns", "ino"  inode change time and number at backup time: the next backup reuses
+//                the content of a file whose size, mtime_ns, ctime_ns and ino are unchanged
+//                (when all its chunks are still stored) instead of reading it. Restore
+//                ignores both.
 //     "extents"  only for a sparse file: [[offset, length], ...], the data regions in
 //                increasing offset order; everything else is a hole.
 //     "contents" (written by the engine) a list of content lists: exactly one for a file
@@ -35,7 +39,7 @@
 //
 // Info returned by Backup (kept in the point):
 //   {"roots": ["/abs/root", ...], "files": N, "dirs": N, "symlinks": N, "hardlinks": N,
-//    "special": N, "bytes": N, "skipped": N}
+//    "special": N, "bytes": N, "skipped": N, "unchanged": N}
 // "roots" are the normalized roots (see NormalizeRoots in walk.h); "bytes" counts data bytes
 // read (holes excluded); "skipped" counts objects not saved, each one reported with a warning.
 #include "components/files/files_component.h"
@@ -55,7 +59,8 @@ Result<nlohmann::json> FilesComponent::Backup(BackupSink& sink) {
   return nlohmann::json{{"roots", roots},           {"files", n.files},
                         {"dirs", n.dirs},           {"symlinks", n.symlinks},
                         {"hardlinks", n.hardlinks}, {"special", n.special},
-                        {"bytes", n.bytes},         {"skipped", n.skipped}};
+                        {"bytes", n.bytes},         {"skipped", n.skipped},
+                        {"unchanged", n.unchanged}};
 }
 
 Status FilesComponent::Restore(const nlohmann::json& info, RestoreSource& source,

@@ -107,6 +107,12 @@ Status ParseFileFields(const json& entry, EntryMeta& meta) {
   if (entry.contains("nlink")) {
     ASSIGN_OR_RETURN(meta.nlink, GetUint(entry, "nlink", kMax));
   }
+  if (entry.contains("ctime_ns")) {
+    ASSIGN_OR_RETURN(meta.ctime_ns, GetInt(entry, "ctime_ns"));
+  }
+  if (entry.contains("ino")) {
+    ASSIGN_OR_RETURN(meta.ino, GetUint(entry, "ino", kMax));
+  }
   meta.sparse = entry.contains("extents");
   if (meta.sparse) {
     ASSIGN_OR_RETURN(meta.extents, GetExtents(entry, meta.size));
@@ -224,6 +230,8 @@ json EntryToJson(const EntryMeta& meta) {
     case FileType::kFile:
       e["size"] = meta.size;
       if (meta.nlink > 1) e["nlink"] = meta.nlink;
+      e["ctime_ns"] = meta.ctime_ns;
+      e["ino"] = meta.ino;
       if (meta.sparse) {
         json extents = json::array();
         for (const Extent& x : meta.extents) extents.push_back(json::array({x.offset, x.length}));

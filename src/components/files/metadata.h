@@ -40,6 +40,8 @@ struct EntryMeta {
   int64_t mtime_ns = 0;
   uint64_t size = 0;    // kFile: apparent size in bytes
   uint64_t nlink = 1;   // kFile: link count at backup time, written when > 1
+  int64_t ctime_ns = 0;  // kFile: inode change time; with ino, tells an unchanged file
+  uint64_t ino = 0;      // kFile: inode number at backup time
   std::string target;   // kSymlink: raw target bytes
   uint64_t rdev = 0;    // kCharDev, kBlockDev
   std::string link;     // kHardlink: path of the first name of the inode

@@ -94,7 +94,7 @@ Result<std::vector<std::string>> NormalizeRoots(const std::vector<std::string>& 
 }
 
 TreeWalker::TreeWalker(const FilesOptions& options, BackupSink& sink)
-    : options_(options), sink_(sink), buffer_(kReadSize) {}
+    : options_(options), sink_(sink), buffer_(kReadSize), previous_(sink.Previous()) {}
 
 Status TreeWalker::SaveRoot(const std::string& root) {
   RETURN_IF_ERROR(SaveAncestors(root));
@@ -208,6 +208,8 @@ Status TreeWalker::SaveFile(const std::string& path, const struct stat& lst) {
       return Status::Ok();
     }
   }
+  ASSIGN_OR_RETURN(bool reused, SaveUnchanged(path, lst));
+  if (reused) return Status::Ok();
   constexpr int kFlags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
   UniqueFd fd(::open(path.c_str(), kFlags | O_NOATIME));
   if (!fd.valid() && errno == EPERM) fd = UniqueFd(::open(path.c_str(), kFlags));
@@ -229,6 +231,8 @@ Status TreeWalker::SaveFile(const std::string& path, const struct stat& lst) {
   EntryMeta meta = MetaOf(path, st, FileType::kFile);
   meta.size = data->size;
   meta.nlink = st.st_nlink;
+  meta.ctime_ns = TimespecToNs(st.st_ctim);
+  meta.ino = st.st_ino;
   meta.sparse = data->sparse;
   meta.extents = data->extents;
   RETURN_IF_ERROR(Add(meta, std::move(data->contents)));
@@ -237,6 +241,38 @@ Status TreeWalker::SaveFile(const std::string& path, const struct stat& lst) {
   for (const Extent& e : data->extents) counts_.bytes += e.length;
   if (st.st_nlink > 1) first_names_.emplace(std::pair(st.st_dev, st.st_ino), meta.path);
   return Status::Ok();
+}
+
+Result<bool> TreeWalker::SaveUnchanged(const std::string& path, const struct stat& st) {
+  EntryMeta meta = MetaOf(path, st, FileType::kFile);
+  const nlohmann::json* prev = previous_.Find(meta.path);
+  if (!prev || prev->value("type", "") != "file") return false;
+  auto old = EntryFromJson(*prev);
+  if (!old.ok()) return false;
+  if (old->size != static_cast<uint64_t>(st.st_size) || old->mtime_ns != meta.mtime_ns ||
+      old->ctime_ns != TimespecToNs(st.st_ctim) || old->ino != st.st_ino || old->ctime_ns == 0)
+    return false;
+  auto lists = prev->find("contents");
+  size_t expected = old->sparse ? old->extents.size() : 1;
+  if (lists == prev->end() || !lists->is_array() || lists->size() != expected) return false;
+  std::vector<ContentFuture> contents;
+  for (const auto& list : *lists) {
+    if (!sink_.Reusable(list)) return false;
+    auto c = ContentFromJson(list);
+    if (!c.ok()) return false;
+    contents.push_back(BackupSink::Ready(std::move(*c)));
+  }
+  meta.size = old->size;
+  meta.nlink = st.st_nlink;
+  meta.ctime_ns = old->ctime_ns;
+  meta.ino = old->ino;
+  meta.sparse = old->sparse;
+  meta.extents = old->extents;
+  RETURN_IF_ERROR(Add(meta, std::move(contents)));
+  ++counts_.files;
+  ++counts_.unchanged;
+  if (st.st_nlink > 1) first_names_.emplace(std::pair(st.st_dev, st.st_ino), meta.path);
+  return true;
 }
 
 Status TreeWalker::SaveSymlink(const std::string& path, const struct stat& st) {

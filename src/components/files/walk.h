@@ -15,6 +15,7 @@
 #include "components/files/files_component.h"
 #include "components/files/metadata.h"
 #include "components/files/owners.h"
+#include "components/files/previous.h"
 
 namespace reprise::files {
 
@@ -26,6 +27,7 @@ struct WalkCounts {
   uint64_t special = 0;    // fifos and devices
   uint64_t bytes = 0;      // data bytes read from files
   uint64_t skipped = 0;    // objects not saved (each one warned about)
+  uint64_t unchanged = 0;  // files whose content was reused from the previous backup
 };
 
 // The roots to save: absolute, without "." or "..", the parent resolved with realpath (the last
@@ -49,6 +51,9 @@ class TreeWalker {
   Status SaveObject(const std::string& path, const struct stat& st, dev_t root_dev);
   Status SaveDir(const std::string& path, const struct stat& st, dev_t root_dev);
   Status SaveFile(const std::string& path, const struct stat& st);
+  // Saves the file with its previous content when size, mtime, ctime and inode are unchanged
+  // and every chunk is still stored. Returns false when it must be read.
+  Result<bool> SaveUnchanged(const std::string& path, const struct stat& st);
   Status SaveSymlink(const std::string& path, const struct stat& st);
   Status SaveSpecial(const std::string& path, const struct stat& st, FileType type);
   // Sorted child names of `path`; nullopt (after a warning) when it cannot be listed.
@@ -66,6 +71,7 @@ class TreeWalker {
   std::map<std::pair<dev_t, ino_t>, std::string> first_names_;
   Bytes buffer_;
   WalkCounts counts_;
+  PreviousManifest previous_;
 };
 
 }  // namespace reprise::files

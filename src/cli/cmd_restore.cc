@@ -38,7 +38,10 @@ void AddRestoreCommand(CLI::App& app, Context& ctx, Action* run) {
       RestoreJob job{.components = f->components,
                      .options = RestoreOptions{.target = f->target,
                                                .overwrite = f->overwrite,
-                                               .include = f->include}};
+                                               .include = f->include,
+                                               .warn = [&](const std::string& m) {
+                                                 ctx.Warn("warning: " + m);
+                                               }}};
       auto t0 = ctx.clock.NowUnixNanos();
       auto report = RunRestore(**repo, *point, job, [&](const std::string& c, uint64_t bytes) {
         double s = static_cast<double>(ctx.clock.NowUnixNanos() - t0) / 1e9;

@@ -99,6 +99,9 @@ struct RestoreOptions {
   std::string target;      // directory to restore into (component-specific meaning)
   bool overwrite = false;  // replace existing files in the target
   std::vector<std::string> include;  // restore only these paths (prefix match), empty = all
+  // Non-fatal problems (an owner that cannot be set, a device that needs privileges). When
+  // unset, components print them to stderr as "warning: ...".
+  std::function<void(const std::string&)> warn;
 };
 
 class Component {

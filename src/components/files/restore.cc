@@ -399,7 +399,11 @@ std::string TreeRestorer::FullPath(const std::string& manifest_path) const {
 
 void TreeRestorer::Warn(const std::string& message) {
   ++warnings_;
-  std::fprintf(stderr, "warning: %s\n", message.c_str());
+  if (options_.warn) {
+    options_.warn(message);
+  } else {
+    std::fprintf(stderr, "warning: %s\n", message.c_str());
+  }
 }
 
 }  // namespace reprise::files

@@ -19,7 +19,7 @@
 //
 // Warnings (a device that cannot be created without privileges, an owner that cannot be set
 // as root, a hard link whose first name was not restored) do not fail the restore; they are
-// written to stderr as "warning: ..." and counted (warnings()).
+// passed to options.warn (stderr as "warning: ..." when unset) and counted (warnings()).
 //
 // Safety: entry paths with "", ".", ".." components or NUL, and entries below a symlink this
 // restore created, are refused with kCorruption, so a manifest cannot write outside the target.

@@ -16,6 +16,9 @@ using nlohmann::json;
 namespace {
 
 constexpr size_t kWriteSize = 1 << 20;
+// Writer threads: file creation and writes are mostly kernel time, so a few more threads than
+// cores keep the disk busy while the engine's pool decrypts.
+constexpr size_t kWriterThreads = 4;
 
 std::string TrimSlashes(std::string s) {
   size_t begin = s.find_first_not_of('/');
@@ -121,7 +124,10 @@ class RangeWriter {
 }  // namespace
 
 TreeRestorer::TreeRestorer(RestoreSource& source, const RestoreOptions& options)
-    : source_(source), options_(options), is_root_(::geteuid() == 0), buffer_(kWriteSize) {
+    : source_(source),
+      options_(options),
+      is_root_(::geteuid() == 0),
+      writers_(std::make_unique<ThreadPool>(kWriterThreads, 4 * kWriterThreads)) {
   target_ = options.target;
   while (!target_.empty() && target_.back() == '/') target_.pop_back();
   for (const std::string& inc : options.include) includes_.push_back(TrimSlashes(inc));
@@ -131,7 +137,13 @@ Status TreeRestorer::Run() {
   if (options_.target.empty()) return InvalidArgument("the restore target is empty");
   const std::string top = target_.empty() ? std::string("/") : target_;
   RETURN_IF_ERROR(MakeDirs(top));
-  RETURN_IF_ERROR(source_.ForEachEntry([this](const json& e) { return RestoreEntry(e); }));
+  Status walked = source_.ForEachEntry([this](const json& e) {
+    RETURN_IF_ERROR(FirstError());
+    return RestoreEntry(e);
+  });
+  Status written = Drain();
+  RETURN_IF_ERROR(written);  // a writer's failure first: it is usually why the walk stopped
+  RETURN_IF_ERROR(walked);
   RETURN_IF_ERROR(FixUpDirs());
   UniqueFd fd(::open(top.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd.valid() || ::syncfs(fd.get()) != 0) return PathError("syncfs", top, errno);
@@ -215,7 +227,26 @@ Status TreeRestorer::RestoreFile(const EntryMeta& meta, const json& entry) {
     return errno == EEXIST && !options_.overwrite ? ExistsError(path)
                                                   : PathError("create", temp, errno);
   }
-  Status s = WriteContents(fd.get(), meta, *contents, path);
+  // The name exists now; a writer thread fills it. The job owns copies of what it needs.
+  if (meta.nlink > 1) restored_inodes_[meta.path] = meta.path;
+  auto job = std::make_shared<std::tuple<int, EntryMeta, json, std::string, std::string>>(
+      fd.Release(), meta, *contents, path, temp);
+  writers_->Submit([this, job] {
+    auto& [raw_fd, m, c, p, t] = *job;
+    UniqueFd owned(raw_fd);
+    Status s = FillFile(owned, m, c, p, t);
+    if (!s.ok()) {
+      std::lock_guard lk(mu_);
+      if (error_.ok()) error_ = s;
+    }
+  });
+  return Status::Ok();
+}
+
+Status TreeRestorer::FillFile(UniqueFd& fd, const EntryMeta& meta, const json& contents,
+                              const std::string& path, const std::string& temp) {
+  thread_local Bytes buffer(kWriteSize);
+  Status s = WriteContents(fd.get(), meta, contents, path, buffer);
   if (s.ok()) s = ApplyToFd(fd.get(), meta, path);
   Status closed = fd.Close(temp);
   if (s.ok()) s = closed;
@@ -226,14 +257,24 @@ Status TreeRestorer::RestoreFile(const EntryMeta& meta, const json& entry) {
     ::unlink(temp.c_str());  // never leave partial or wrong bytes behind
     return s.WithContext("restoring '" + Printable(path) + "'");
   }
-  if (meta.nlink > 1) restored_inodes_[meta.path] = meta.path;
   return Status::Ok();
 }
 
+Status TreeRestorer::Drain() {
+  writers_.reset();  // finishes every queued job, then joins
+  writers_ = std::make_unique<ThreadPool>(kWriterThreads, 4 * kWriterThreads);
+  return FirstError();
+}
+
+Status TreeRestorer::FirstError() {
+  std::lock_guard lk(mu_);
+  return error_;
+}
+
 Status TreeRestorer::WriteContents(int fd, const EntryMeta& meta, const json& contents,
-                                   const std::string& path) {
+                                   const std::string& path, Bytes& buffer) {
   if (!meta.sparse) {
-    RangeWriter writer(fd, 0, meta.size, path, buffer_);
+    RangeWriter writer(fd, 0, meta.size, path, buffer);
     RETURN_IF_ERROR(source_.ReadContent(contents[0], [&](ByteView b) { return writer.Append(b); }));
     return writer.Finish();
   }
@@ -243,7 +284,7 @@ Status TreeRestorer::WriteContents(int fd, const EntryMeta& meta, const json& co
   }
   for (size_t i = 0; i < meta.extents.size(); ++i) {
     const Extent& extent = meta.extents[i];
-    RangeWriter writer(fd, extent.offset, extent.length, path, buffer_);
+    RangeWriter writer(fd, extent.offset, extent.length, path, buffer);
     RETURN_IF_ERROR(source_.ReadContent(contents[i], [&](ByteView b) { return writer.Append(b); }));
     RETURN_IF_ERROR(writer.Finish());
   }
@@ -267,6 +308,7 @@ Status TreeRestorer::RestoreHardlink(const EntryMeta& meta) {
     unselected_inodes_.erase(unselected);
     return Status::Ok();
   }
+  if (options_.overwrite) RETURN_IF_ERROR(Drain());  // the first name may still be a temp file
   const std::string from = FullPath(first->second);
   const std::string path = FullPath(meta.path);
   RETURN_IF_ERROR(MakeRoom(path));
@@ -398,6 +440,7 @@ std::string TreeRestorer::FullPath(const std::string& manifest_path) const {
 }
 
 void TreeRestorer::Warn(const std::string& message) {
+  std::lock_guard lk(mu_);
   ++warnings_;
   if (options_.warn) {
     options_.warn(message);

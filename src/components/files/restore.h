@@ -28,13 +28,17 @@
 #include <sys/stat.h>
 
 #include <map>
+#include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <unordered_set>
 #include <vector>
 
+#include "common/thread_pool.h"
 #include "components/component.h"
 #include "components/files/metadata.h"
+#include "components/files/posix.h"
 
 namespace reprise::files {
 
@@ -49,8 +53,15 @@ class TreeRestorer {
   Status RestoreObject(const EntryMeta& meta, const nlohmann::json& entry);
   Status RestoreDir(const EntryMeta& meta);
   Status RestoreFile(const EntryMeta& meta, const nlohmann::json& entry);
+  // Fills, finishes and (with overwrite) renames one created file; on failure removes it.
+  // Runs on a writer thread.
+  Status FillFile(UniqueFd& fd, const EntryMeta& meta, const nlohmann::json& contents,
+                  const std::string& path, const std::string& temp);
   Status WriteContents(int fd, const EntryMeta& meta, const nlohmann::json& contents,
-                       const std::string& path);
+                       const std::string& path, Bytes& buffer);
+  // Waits for every file handed to the writers; returns the first failure.
+  Status Drain();
+  Status FirstError();
   Status RestoreHardlink(const EntryMeta& meta);
   Status RestoreNode(const EntryMeta& meta);
   Status CreateNode(const EntryMeta& meta, const std::string& path);
@@ -72,7 +83,12 @@ class TreeRestorer {
   std::string target_;                 // without trailing '/'; "" for "/"
   std::vector<std::string> includes_;  // without leading or trailing '/'
   const bool is_root_;
-  Bytes buffer_;
+  // Files are created in manifest order on the calling thread (so names exist for hard links
+  // and errors like "already exists" stop the walk at once) and filled by writer threads, so
+  // many small files restore in parallel.
+  std::unique_ptr<ThreadPool> writers_;
+  std::mutex mu_;  // guards error_, warnings_, and calls of options_.warn
+  Status error_;
   std::vector<EntryMeta> dirs_;               // to fix up at the end, in creation order
   std::unordered_set<std::string> symlinks_;  // manifest paths of restored symlinks
   // Hard links: manifest path of an inode's first name -> where it was restored.

@@ -221,24 +221,58 @@ Result<Bytes> LocalStorage::Get(const std::string& key) {
   return out;
 }
 
+namespace {
+constexpr size_t kMaxOpenFiles = 64;
+}  // namespace
+
+LocalStorage::OpenFile::~OpenFile() {
+  if (fd >= 0) ::close(fd);
+}
+
+Result<std::shared_ptr<LocalStorage::OpenFile>> LocalStorage::OpenForRead(const std::string& key) {
+  {
+    std::lock_guard lk(cache_mu_);
+    auto it = open_files_.find(key);
+    if (it != open_files_.end()) return it->second;
+  }
+  ASSIGN_OR_RETURN(auto opened, OpenObject(PathOf(key)));
+  auto file = std::make_shared<OpenFile>();
+  file->fd = opened.first;
+  file->size = opened.second;
+  std::lock_guard lk(cache_mu_);
+  auto [it, fresh] = open_files_.try_emplace(key, file);
+  if (!fresh) return it->second;  // another thread opened it meanwhile
+  open_order_.push_back(key);
+  while (open_order_.size() > kMaxOpenFiles) {
+    open_files_.erase(open_order_.front());
+    open_order_.pop_front();
+  }
+  return file;
+}
+
+void LocalStorage::Forget(const std::string& key) {
+  std::lock_guard lk(cache_mu_);
+  if (open_files_.erase(key)) std::erase(open_order_, key);
+}
+
 Result<Bytes> LocalStorage::GetRange(const std::string& key, uint64_t offset, uint64_t length) {
   RETURN_IF_ERROR(ValidatePath(key, false));
   fs::path path = PathOf(key);
-  ASSIGN_OR_RETURN(auto opened, OpenObject(path));
-  Fd fd(opened.first);
-  uint64_t size = opened.second;
+  ASSIGN_OR_RETURN(std::shared_ptr<OpenFile> file, OpenForRead(key));
+  uint64_t size = file->size;
   if (offset > size || length > size - offset) {
     return InvalidArgument("range " + std::to_string(offset) + "+" + std::to_string(length) +
                            " of '" + key + "' is past its end (" + std::to_string(size) +
                            " bytes)");
   }
   Bytes out(length);
-  RETURN_IF_ERROR(ReadAllAt(fd.get(), out.data(), out.size(), offset, path));
+  RETURN_IF_ERROR(ReadAllAt(file->fd, out.data(), out.size(), offset, path));
   return out;
 }
 
 Status LocalStorage::Put(const std::string& key, ByteView data) {
   RETURN_IF_ERROR(ValidatePath(key, false));
+  Forget(key);
   fs::path path = PathOf(key);
   fs::path dir = path.parent_path();
   RETURN_IF_ERROR(EnsureDir(dir));
@@ -261,6 +295,7 @@ Status LocalStorage::Put(const std::string& key, ByteView data) {
 
 Status LocalStorage::Delete(const std::string& key) {
   RETURN_IF_ERROR(ValidatePath(key, false));
+  Forget(key);
   fs::path path = PathOf(key);
   if (::unlink(path.c_str()) != 0) {
     if (errno == ENOENT || errno == ENOTDIR) return Status::Ok();

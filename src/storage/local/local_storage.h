@@ -3,7 +3,11 @@
 // object or the new one. Leftover temp files are ignored by List and removed by Cleanup().
 #pragma once
 
+#include <deque>
 #include <filesystem>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
 
 #include "storage/storage.h"
 
@@ -25,8 +29,21 @@ class LocalStorage final : public Storage {
   Status Cleanup(int64_t min_age_seconds);
 
  private:
+  // An open object kept for ranged reads: restoring many small files reads many blobs from
+  // the same few packs, and opening the pack each time costs more than reading the blob.
+  struct OpenFile {
+    int fd = -1;
+    uint64_t size = 0;
+    ~OpenFile();
+  };
+  Result<std::shared_ptr<OpenFile>> OpenForRead(const std::string& key);
+  void Forget(const std::string& key);  // drops a cached descriptor (Put, Delete)
+
   std::filesystem::path PathOf(const std::string& key) const;
   std::filesystem::path root_;
+  std::mutex cache_mu_;
+  std::unordered_map<std::string, std::shared_ptr<OpenFile>> open_files_;
+  std::deque<std::string> open_order_;  // oldest first, for eviction
 };
 
 }  // namespace reprise

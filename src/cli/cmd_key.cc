@@ -43,6 +43,12 @@ Result<Id> ResolveKey(Repository& repo, const std::string& prefix) {
   return found->id;
 }
 
+// Wraps the open repository's master key under a new passphrase; returns the new key's id.
+Result<Id> AddNewKey(Context& ctx, Repository& repo, const std::string& new_file) {
+  ASSIGN_OR_RETURN(std::string pass, NewPassphrase(ctx, new_file));
+  return AddKeyFile(repo.storage(), repo.key(), pass, ScryptParams{}, ctx.clock);
+}
+
 }  // namespace
 
 void AddKeyCommand(CLI::App& app, Context& ctx, Action* run) {
@@ -77,9 +83,7 @@ void AddKeyCommand(CLI::App& app, Context& ctx, Action* run) {
     *run = [&ctx, new_file]() -> int {
       auto repo = ctx.OpenRepo();
       if (!repo.ok()) return ctx.Fail(repo.status());
-      auto pass = NewPassphrase(ctx, *new_file);
-      if (!pass.ok()) return ctx.Fail(pass.status());
-      auto id = AddKeyFile((*repo)->storage(), (*repo)->key(), *pass, ScryptParams{}, ctx.clock);
+      auto id = AddNewKey(ctx, **repo, *new_file);
       if (!id.ok()) return ctx.Fail(id.status());
       if (ctx.opts.json) ctx.PrintJson({{"id", id->Hex()}});
       ctx.Say("added key " + id->Short());
@@ -111,10 +115,8 @@ void AddKeyCommand(CLI::App& app, Context& ctx, Action* run) {
     *run = [&ctx, new_file]() -> int {
       auto repo = ctx.OpenRepo();
       if (!repo.ok()) return ctx.Fail(repo.status());
-      auto pass = NewPassphrase(ctx, *new_file);
-      if (!pass.ok()) return ctx.Fail(pass.status());
       // New key first, then the old one: a crash in between leaves both working.
-      auto id = AddKeyFile((*repo)->storage(), (*repo)->key(), *pass, ScryptParams{}, ctx.clock);
+      auto id = AddNewKey(ctx, **repo, *new_file);
       if (!id.ok()) return ctx.Fail(id.status());
       if (auto st = (*repo)->storage().Delete(KeyFileKey((*repo)->key_id())); !st.ok())
         return ctx.Fail(st);

@@ -17,8 +17,8 @@ int main(int argc, char** argv) {
   app.fallthrough();
   Context ctx;
   app.add_option("-r,--repo", ctx.opts.repo,
-                 "repository URL: a path or file:///path (env REPRISE_REPOSITORY; default: the "
-                 "plan's first site)");
+                 "repository URL: a path, file:///path or s3://bucket/prefix?endpoint=...&region=... "
+                 "(env REPRISE_REPOSITORY; default: the plan's primary site)");
   app.add_option("--password-file", ctx.opts.password_file,
                  "file holding the repository passphrase (env REPRISE_PASSWORD_FILE)");
   app.add_option("--plan", ctx.opts.plan, "plan file (default: ./reprise.yaml when present)");

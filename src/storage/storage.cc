@@ -5,14 +5,17 @@
 #include <system_error>
 
 #include "storage/local/local_storage.h"
+#include "storage/retry_storage.h"
+#include "storage/s3/credentials.h"
+#include "storage/s3/s3_storage.h"
 
 namespace reprise {
 
 namespace {
 
 constexpr std::string_view kAccepted =
-    "HINT: use a path (/backups/rag), a file URL (file:///backups/rag) or, once the S3 backend "
-    "is built, s3://bucket/prefix";
+    "HINT: use a path (/backups/rag), a file URL (file:///backups/rag) or "
+    "s3://bucket/prefix?endpoint=https://host&region=name";
 
 }  // namespace
 
@@ -29,8 +32,9 @@ Result<std::unique_ptr<Storage>> OpenStorage(const std::string& url) {
                              "absolute path, as in file:///backups/rag");
     }
   } else if (u.starts_with("s3://")) {
-    return Unimplemented("repository url '" + url +
-                         "': s3 repositories come with the S3 backend (not built yet)");
+    // The environment is read here, at the front door, and handed down.
+    ASSIGN_OR_RETURN(std::unique_ptr<S3Storage> s3_storage, OpenS3Storage(url, s3::ProcessEnv()));
+    return std::unique_ptr<Storage>(std::make_unique<RetryStorage>(std::move(s3_storage)));
   } else if (u.find("://") != std::string_view::npos) {
     return InvalidArgument("repository url '" + url + "' has an unsupported scheme: " +
                            std::string(kAccepted));

@@ -46,8 +46,10 @@ class Storage {
   virtual Result<std::vector<ObjectInfo>> List(const std::string& prefix) = 0;
 };
 
-// Opens a backend from a repository URL: "/path", "file:///path". (s3:// comes with the S3
-// backend.) The location need not exist yet: `init` creates it on first Put.
+// Opens a backend from a repository URL: "/path", "file:///path", or
+// "s3://bucket/prefix?endpoint=...&region=...&path_style=1" (docs/storage-s3.md; S3 is
+// wrapped in RetryStorage). The location need not exist yet: `init` creates it on first Put
+// (an S3 bucket must exist).
 Result<std::unique_ptr<Storage>> OpenStorage(const std::string& url);
 
 }  // namespace reprise

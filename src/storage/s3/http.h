@@ -1,0 +1,68 @@
+// A small blocking HTTP/1.1 client on libcurl for the S3 backend.
+//
+// Thread-safe: Send may be called from many threads at once. Each call borrows a CURL easy
+// handle from a pool and gives it back, so a thread doing one request after another reuses
+// a kept-alive connection. Curl never raises signals (CURLOPT_NOSIGNAL).
+//
+// Send fails only when no HTTP response arrived: connection refused or reset, DNS failure,
+// connect timeout, a stalled transfer (below `low_speed_bytes` per second for
+// `low_speed_seconds`) are kUnavailable; a TLS certificate that does not verify is
+// kFailedPrecondition; a malformed URL kInvalidArgument. Any HTTP status, 500 included, is a
+// response: the caller maps it.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/bytes.h"
+#include "common/result.h"
+#include "storage/s3/sigv4.h"
+
+namespace reprise::s3 {
+
+struct HttpOptions {
+  long connect_timeout_seconds = 10;
+  long low_speed_bytes = 1024;
+  long low_speed_seconds = 60;
+  std::string ca_file;  // empty: the system's CA store; TLS peer verification is always on
+  size_t max_idle_handles = 16;
+};
+
+struct HttpRequest {
+  std::string method;  // GET HEAD PUT POST DELETE
+  std::string url;     // already encoded: scheme://host[:port]/path?query
+  HeaderList headers;  // sent as given (Host included); curl adds Content-Length
+  ByteView body;       // PUT and POST bodies
+};
+
+struct HttpResponse {
+  long status = 0;
+  std::map<std::string, std::string> headers;  // names lowercased; last value wins
+  Bytes body;
+
+  // The header's value, or "" when absent.
+  std::string Header(const std::string& lowercase_name) const;
+};
+
+class HttpClient {
+ public:
+  explicit HttpClient(HttpOptions options);
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  Result<HttpResponse> Send(const HttpRequest& request);
+
+ private:
+  void* Acquire();
+  void Release(void* handle);
+
+  HttpOptions options_;
+  std::mutex mu_;
+  std::vector<void*> idle_;  // CURL* handles, guarded by mu_
+};
+
+}  // namespace reprise::s3

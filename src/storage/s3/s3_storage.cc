@@ -1,0 +1,362 @@
+#include "storage/s3/s3_storage.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <limits>
+#include <utility>
+
+#include "storage/s3/errors.h"
+#include "storage/s3/xml.h"
+
+namespace reprise {
+namespace {
+
+// The SHA-256 of nothing: the payload hash of GET, HEAD and DELETE.
+constexpr char kEmptySha256[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+constexpr uint64_t kMaxParts = 10000;
+
+// Temp files of other backends' unfinished Puts; refused as keys everywhere so that a
+// repository can move between backends and keep one key space.
+constexpr std::string_view kTempMarker = ".tmp-";
+
+Status InvalidKey(std::string_view key, std::string_view why) {
+  return InvalidArgument("invalid storage key '" + std::string(key) + "': " + std::string(why));
+}
+
+// The key rules of storage.h, checked the same way the local backend does: relative,
+// '/'-separated, no empty, "." or ".." components. A List prefix may end in '/' or in part
+// of a name.
+Status ValidateKey(std::string_view key, bool is_prefix) {
+  if (key.empty()) return is_prefix ? Status::Ok() : InvalidKey(key, "it is empty");
+  if (key.front() == '/') return InvalidKey(key, "it is absolute");
+  if (key.find('\0') != std::string_view::npos) return InvalidKey(key, "it contains a NUL byte");
+  if (!is_prefix && key.find(kTempMarker) != std::string_view::npos)
+    return InvalidKey(key, "'.tmp-' is reserved for temporary files");
+  size_t start = 0;
+  while (true) {
+    size_t slash = key.find('/', start);
+    bool last = slash == std::string_view::npos;
+    std::string_view part = key.substr(start, last ? std::string_view::npos : slash - start);
+    if (part.empty() && !(last && is_prefix)) return InvalidKey(key, "it has an empty component");
+    if ((part == "." || part == "..") && !(last && is_prefix))
+      return InvalidKey(key, "it has a '" + std::string(part) + "' component");
+    if (last) break;
+    start = slash + 1;
+  }
+  return Status::Ok();
+}
+
+// "bytes 100-299/4096" -> 4096; nullopt when absent or "*".
+std::optional<uint64_t> ContentRangeTotal(const std::string& content_range) {
+  size_t slash = content_range.rfind('/');
+  if (slash == std::string::npos || slash + 1 >= content_range.size()) return std::nullopt;
+  char* end = nullptr;
+  unsigned long long v = std::strtoull(content_range.c_str() + slash + 1, &end, 10);
+  if (end == content_range.c_str() + slash + 1) return std::nullopt;
+  return static_cast<uint64_t>(v);
+}
+
+}  // namespace
+
+struct S3Storage::Call {
+  std::string method;
+  std::string key{};  // full object key in the bucket; "" for bucket requests
+  std::vector<std::pair<std::string, std::string>> query{};
+  s3::HeaderList headers{};
+  ByteView body{};
+};
+
+S3Storage::S3Storage(S3Options options) : options_(std::move(options)) {}
+
+Result<std::unique_ptr<S3Storage>> S3Storage::Create(S3Options options) {
+  if (options.region.empty()) options.region = "us-east-1";
+  if (options.endpoint.empty())
+    options.endpoint = "https://s3." + options.region + ".amazonaws.com";
+  size_t sep = options.endpoint.find("://");
+  while (sep != std::string::npos && options.endpoint.size() > sep + 3 &&
+         options.endpoint.back() == '/')
+    options.endpoint.pop_back();
+  std::string scheme = sep == std::string::npos ? "" : options.endpoint.substr(0, sep);
+  std::string host = sep == std::string::npos ? "" : options.endpoint.substr(sep + 3);
+  if ((scheme != "http" && scheme != "https") || host.empty() ||
+      host.find_first_of("/?#@") != std::string::npos) {
+    return InvalidArgument("s3 endpoint '" + options.endpoint +
+                           "' is not scheme://host[:port] with scheme http or https");
+  }
+  if (options.bucket.empty()) return InvalidArgument("s3 bucket name is empty");
+  if (options.part_size < s3::kMinPartSize)
+    return InvalidArgument("s3 part size must be at least 5MiB (the S3 minimum)");
+  if (options.multipart_threshold == 0)
+    return InvalidArgument("s3 multipart threshold must be more than 0");
+  if (options.max_keys < 1 || options.max_keys > 1000)
+    return InvalidArgument("s3 max_keys must be from 1 to 1000");
+
+  std::unique_ptr<S3Storage> s(new S3Storage(std::move(options)));
+  s->scheme_ = scheme;
+  s->host_port_ = host;
+  s->http_ = std::make_unique<s3::HttpClient>(
+      s3::HttpOptions{.connect_timeout_seconds = s->options_.connect_timeout_seconds,
+                      .low_speed_bytes = s->options_.low_speed_bytes,
+                      .low_speed_seconds = s->options_.low_speed_seconds,
+                      .ca_file = s->options_.ca_file});
+  return s;
+}
+
+std::string S3Storage::Location() const {
+  return "s3://" + options_.bucket + (options_.prefix.empty() ? "" : "/" + options_.prefix);
+}
+
+std::string S3Storage::ObjectKey(const std::string& key) const {
+  return options_.prefix.empty() ? key : options_.prefix + "/" + key;
+}
+
+Result<s3::HttpResponse> S3Storage::Send(const Call& call) {
+  std::string path;
+  std::string host;
+  if (options_.path_style) {
+    path = "/" + options_.bucket + (call.key.empty() ? "" : "/" + call.key);
+    host = host_port_;
+  } else {
+    path = "/" + call.key;
+    host = options_.bucket + "." + host_port_;
+  }
+  s3::SigV4Request req{
+      .method = call.method,
+      .path = path,
+      .query = call.query,
+      .headers = call.headers,
+      .payload_hash = call.body.empty() ? std::string(kEmptySha256) : s3::PayloadHash(call.body)};
+  req.headers.emplace_back("Host", host);
+  const Clock& clock = options_.clock ? *options_.clock : system_clock_;
+  s3::SignRequest(req, options_.credentials, options_.region, clock.NowUnix());
+
+  std::string url = scheme_ + "://" + host + s3::EncodePath(path);
+  if (!call.query.empty()) url += "?" + s3::CanonicalQuery(call.query);
+  return http_->Send(s3::HttpRequest{
+      .method = call.method, .url = url, .headers = std::move(req.headers), .body = call.body});
+}
+
+namespace {
+
+s3::ErrorContext Context(const S3Options& o, const std::string& method, const std::string& key) {
+  return {
+      .method = method, .bucket = o.bucket, .key = key, .endpoint = o.endpoint, .region = o.region};
+}
+
+}  // namespace
+
+Result<Bytes> S3Storage::Get(const std::string& key) {
+  RETURN_IF_ERROR(ValidateKey(key, false));
+  std::string ok = ObjectKey(key);
+  ASSIGN_OR_RETURN(s3::HttpResponse resp, Send({.method = "GET", .key = ok}));
+  if (resp.status == 200) return std::move(resp.body);
+  return s3::StatusFromResponse(resp, Context(options_, "GET", ok));
+}
+
+Result<Bytes> S3Storage::GetRange(const std::string& key, uint64_t offset, uint64_t length) {
+  RETURN_IF_ERROR(ValidateKey(key, false));
+  std::string ok = ObjectKey(key);
+  auto past_end = [&](std::optional<uint64_t> size) {
+    return InvalidArgument("range of " + std::to_string(length) + " bytes at " +
+                           std::to_string(offset) + " is past the end of 's3://" + options_.bucket +
+                           "/" + ok + "'" + (size ? " (" + std::to_string(*size) + " bytes)" : ""));
+  };
+  if (length > std::numeric_limits<uint64_t>::max() - offset) return past_end(std::nullopt);
+  if (length == 0) {
+    // HTTP cannot ask for zero bytes; the object's size says whether the range is valid.
+    ASSIGN_OR_RETURN(ObjectInfo info, Stat(key));
+    if (offset > info.size) return past_end(info.size);
+    return Bytes{};
+  }
+  std::string range = "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + length - 1);
+  ASSIGN_OR_RETURN(s3::HttpResponse resp,
+                   Send({.method = "GET", .key = ok, .headers = {{"Range", range}}}));
+  if (resp.status == 206) {
+    // A range that starts inside the object but ends past it comes back shortened.
+    if (resp.body.size() != length)
+      return past_end(ContentRangeTotal(resp.Header("content-range")));
+    return std::move(resp.body);
+  }
+  if (resp.status == 200) {  // a server that ignores Range sends the whole object
+    if (resp.body.size() < offset + length) return past_end(resp.body.size());
+    return Bytes(resp.body.begin() + static_cast<ptrdiff_t>(offset),
+                 resp.body.begin() + static_cast<ptrdiff_t>(offset + length));
+  }
+  if (resp.status == 416) return past_end(ContentRangeTotal(resp.Header("content-range")));
+  return s3::StatusFromResponse(resp, Context(options_, "GET", ok));
+}
+
+Status S3Storage::Put(const std::string& key, ByteView data) {
+  RETURN_IF_ERROR(ValidateKey(key, false));
+  std::string ok = ObjectKey(key);
+  if (data.size() >= options_.multipart_threshold) return PutMultipart(ok, data);
+  ASSIGN_OR_RETURN(s3::HttpResponse resp, Send({.method = "PUT", .key = ok, .body = data}));
+  if (resp.status == 200) return Status::Ok();
+  return s3::StatusFromResponse(resp, Context(options_, "PUT", ok));
+}
+
+Status S3Storage::PutMultipart(const std::string& ok, ByteView data) {
+  ASSIGN_OR_RETURN(s3::HttpResponse init,
+                   Send({.method = "POST", .key = ok, .query = {{"uploads", ""}}}));
+  if (init.status != 200) return s3::StatusFromResponse(init, Context(options_, "POST", ok));
+  std::string upload_id = s3::XmlText(AsString(init.body), "UploadId").value_or("");
+  if (upload_id.empty()) {
+    return Unavailable("s3 at " + options_.endpoint + " started a multipart upload of 's3://" +
+                       options_.bucket + "/" + ok + "' without an UploadId");
+  }
+
+  // From here on, a failure aborts the upload so its parts do not linger (and cost).
+  auto abort = [&](Status st) {
+    auto r = Send({.method = "DELETE", .key = ok, .query = {{"uploadId", upload_id}}});
+    (void)r;  // the original error matters; a lingering upload is cleaned by lifecycle rules
+    return st;
+  };
+
+  uint64_t part_size =
+      std::max<uint64_t>(options_.part_size, (data.size() + kMaxParts - 1) / kMaxParts);
+  std::string complete = "<CompleteMultipartUpload>";
+  uint64_t part = 0;
+  for (uint64_t off = 0; off < data.size(); off += part_size) {
+    ++part;
+    ByteView chunk = data.subspan(off, std::min<uint64_t>(part_size, data.size() - off));
+    auto resp = Send({.method = "PUT",
+                      .key = ok,
+                      .query = {{"partNumber", std::to_string(part)}, {"uploadId", upload_id}},
+                      .body = chunk});
+    if (!resp.ok()) return abort(resp.status());
+    if (resp->status != 200)
+      return abort(s3::StatusFromResponse(*resp, Context(options_, "PUT", ok)));
+    std::string etag = resp->Header("etag");
+    if (etag.empty()) {
+      return abort(Unavailable("s3 at " + options_.endpoint + " sent no ETag for part " +
+                               std::to_string(part) + " of 's3://" + options_.bucket + "/" + ok +
+                               "'"));
+    }
+    complete += "<Part><PartNumber>" + std::to_string(part) + "</PartNumber><ETag>" +
+                s3::XmlEscape(etag) + "</ETag></Part>";
+  }
+  complete += "</CompleteMultipartUpload>";
+
+  auto done = Send({.method = "POST",
+                    .key = ok,
+                    .query = {{"uploadId", upload_id}},
+                    .headers = {{"Content-Type", "application/xml"}},
+                    .body = AsBytes(complete)});
+  if (!done.ok()) return abort(done.status());
+  // CompleteMultipartUpload can fail after "200 OK" has been sent: the error is in the body.
+  if (done->status != 200 || AsString(done->body).find("<Error>") != std::string_view::npos)
+    return abort(s3::StatusFromResponse(*done, Context(options_, "POST", ok)));
+  return Status::Ok();
+}
+
+Status S3Storage::Delete(const std::string& key) {
+  RETURN_IF_ERROR(ValidateKey(key, false));
+  std::string ok = ObjectKey(key);
+  ASSIGN_OR_RETURN(s3::HttpResponse resp, Send({.method = "DELETE", .key = ok}));
+  if (resp.status == 204 || resp.status == 200) return Status::Ok();
+  // Deleting what is not there is done; a missing bucket is not.
+  if (resp.status == 404 && s3::XmlText(AsString(resp.body), "Code").value_or("") != "NoSuchBucket")
+    return Status::Ok();
+  return s3::StatusFromResponse(resp, Context(options_, "DELETE", ok));
+}
+
+Result<ObjectInfo> S3Storage::Stat(const std::string& key) {
+  RETURN_IF_ERROR(ValidateKey(key, false));
+  std::string ok = ObjectKey(key);
+  ASSIGN_OR_RETURN(s3::HttpResponse resp, Send({.method = "HEAD", .key = ok}));
+  if (resp.status != 200 && resp.status != 404 && resp.status < 500) {
+    // A HEAD error has no body to say why (a wrong secret and a denied key are both a bare
+    // 403): ask again with a one-byte GET, whose error body names the S3 error code.
+    auto probe = Send({.method = "GET", .key = ok, .headers = {{"Range", "bytes=0-0"}}});
+    if (probe.ok() && probe->status >= 300 && !probe->body.empty())
+      return s3::StatusFromResponse(*probe, Context(options_, "HEAD", ok));
+  }
+  if (resp.status != 200) return s3::StatusFromResponse(resp, Context(options_, "HEAD", ok));
+  std::string len = resp.Header("content-length");
+  char* end = nullptr;
+  unsigned long long size = std::strtoull(len.c_str(), &end, 10);
+  if (len.empty() || *end != '\0') {
+    return Unavailable("s3 at " + options_.endpoint + " sent no Content-Length for 's3://" +
+                       options_.bucket + "/" + ok + "'");
+  }
+  return ObjectInfo{.key = key, .size = static_cast<uint64_t>(size)};
+}
+
+Result<std::vector<ObjectInfo>> S3Storage::List(const std::string& prefix) {
+  RETURN_IF_ERROR(ValidateKey(prefix, true));
+  std::string strip = options_.prefix.empty() ? "" : options_.prefix + "/";
+  std::string full = strip + prefix;
+  std::vector<ObjectInfo> out;
+  std::string token;
+  while (true) {
+    Call call{
+        .method = "GET",
+        .query = {
+            {"list-type", "2"}, {"prefix", full}, {"max-keys", std::to_string(options_.max_keys)}}};
+    if (!token.empty()) call.query.emplace_back("continuation-token", token);
+    ASSIGN_OR_RETURN(s3::HttpResponse resp, Send(call));
+    if (resp.status != 200) return s3::StatusFromResponse(resp, Context(options_, "GET", full));
+    std::string_view doc = AsString(resp.body);
+    for (std::string_view contents : s3::XmlElements(doc, "Contents")) {
+      std::string key = s3::XmlText(contents, "Key").value_or("");
+      if (!key.starts_with(strip)) continue;
+      key.erase(0, strip.size());
+      // Folder markers ("dir/") and other non-repository names are not objects here.
+      if (!ValidateKey(key, false).ok()) continue;
+      std::string size = s3::XmlText(contents, "Size").value_or("0");
+      out.push_back({.key = std::move(key), .size = std::strtoull(size.c_str(), nullptr, 10)});
+    }
+    if (s3::XmlText(doc, "IsTruncated").value_or("false") != "true") break;
+    token = s3::XmlText(doc, "NextContinuationToken").value_or("");
+    if (token.empty()) {
+      return Unavailable("s3 at " + options_.endpoint + " sent a truncated listing of '" +
+                         Location() + "' without a continuation token");
+    }
+  }
+  return out;
+}
+
+Status S3Storage::CreateBucket() {
+  std::string body;
+  if (options_.region != "us-east-1") {
+    body =
+        "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+        "<LocationConstraint>" +
+        s3::XmlEscape(options_.region) + "</LocationConstraint></CreateBucketConfiguration>";
+  }
+  ASSIGN_OR_RETURN(s3::HttpResponse resp,
+                   Send({.method = "PUT", .key = "", .body = AsBytes(body)}));
+  if (resp.status == 200) return Status::Ok();
+  std::string code = s3::XmlText(AsString(resp.body), "Code").value_or("");
+  if (code == "BucketAlreadyOwnedByYou") return Status::Ok();
+  if (code == "BucketAlreadyExists")
+    return AlreadyExists("bucket '" + options_.bucket +
+                         "' already exists and belongs to "
+                         "another account: HINT: bucket names are global; pick another");
+  return s3::StatusFromResponse(resp, Context(options_, "PUT", ""));
+}
+
+Status S3Storage::DeleteBucket() {
+  ASSIGN_OR_RETURN(s3::HttpResponse resp, Send({.method = "DELETE", .key = ""}));
+  if (resp.status == 204 || resp.status == 200 || resp.status == 404) return Status::Ok();
+  return s3::StatusFromResponse(resp, Context(options_, "DELETE", ""));
+}
+
+Result<std::unique_ptr<S3Storage>> OpenS3Storage(const std::string& url, const s3::EnvLookup& env) {
+  ASSIGN_OR_RETURN(s3::S3Url u, s3::ParseS3Url(url));
+  auto creds = s3::ResolveCredentials(env);
+  if (!creds.ok()) return creds.status().WithContext("opening '" + s3::DisplayUrl(u) + "'");
+  S3Options o{.bucket = u.bucket,
+              .prefix = u.prefix,
+              .endpoint = u.endpoint,
+              .region = u.region.empty() ? s3::DefaultRegion(env) : u.region,
+              .path_style = u.path_style.value_or(!u.endpoint.empty()),
+              .ca_file = u.ca_file,
+              .credentials = std::move(*creds)};
+  if (u.multipart_threshold) o.multipart_threshold = *u.multipart_threshold;
+  if (u.part_size) o.part_size = *u.part_size;
+  if (u.max_keys) o.max_keys = *u.max_keys;
+  return S3Storage::Create(std::move(o));
+}
+
+}  // namespace reprise

@@ -23,5 +23,13 @@ void AddKeyCommand(CLI::App& app, Context& ctx, Action* run);
 void AddUnlockCommand(CLI::App& app, Context& ctx, Action* run);
 void AddStatsCommand(CLI::App& app, Context& ctx, Action* run);
 void AddPlanCommand(CLI::App& app, Context& ctx, Action* run);
+void AddCopyCommand(CLI::App& app, Context& ctx, Action* run);
+
+// A site of the plan names its repository; any other value is a repository URL (cmd_copy.cc).
+Result<std::string> ResolveSiteOrUrl(Context& ctx, const std::string& value);
+// Opens the repository of a site or URL with the passphrase in `password_file`, or, when it
+// is empty, the usual passphrase (Context::Passphrase).
+Result<std::unique_ptr<Repository>> OpenOtherRepo(Context& ctx, const std::string& site_or_url,
+                                                  const std::string& password_file);
 
 }  // namespace reprise::cli

@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   AddUnlockCommand(app, ctx, &run);
   AddStatsCommand(app, ctx, &run);
   AddPlanCommand(app, ctx, &run);
+  AddCopyCommand(app, ctx, &run);
 
   try {
     app.parse(argc, argv);

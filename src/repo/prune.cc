@@ -5,6 +5,7 @@
 #include "repo/content.h"
 #include "repo/format.h"
 #include "repo/pack.h"
+#include "repo/pack_writer.h"
 
 namespace reprise {
 
@@ -94,19 +95,7 @@ Result<PruneReport> PruneRepository(Repository& repo, const PruneOptions& option
   if (to_delete.empty() && to_repack.empty() && orphans.empty()) return report;
 
   // Repack: copy needed blobs, sealed, into new packs; authenticate each on the way.
-  std::vector<IndexPack> fresh;
-  PackBuilder builder;
-  auto flush_builder = [&]() -> Status {
-    if (builder.empty()) return Status::Ok();
-    Id id = Id::Random();
-    auto entries = builder.entries();
-    Bytes bytes = builder.Finish(repo.key().encryption);
-    RETURN_IF_ERROR(repo.storage().Put(PackKey(id), bytes));
-    fresh.push_back(IndexPack{.pack = id, .entries = std::move(entries)});
-    builder = PackBuilder();
-    report.packs_written++;
-    return Status::Ok();
-  };
+  SealedPackWriter writer(repo);
   for (size_t i = 0; i < to_repack.size(); ++i) {
     if (progress) progress("repack", i, to_repack.size());
     const Id& pid = to_repack[i];
@@ -121,12 +110,13 @@ Result<PruneReport> PruneRepository(Repository& repo, const PruneOptions& option
       if (!plain.ok())
         return Corruption("refusing to prune: " + plain.status().message() + " in pack '" +
                           pid.Hex() + "'. HINT: run 'reprise check --read-data'");
-      builder.Add(e.type, e.id, sealed, e.raw_length);
-      if (builder.size() >= repo.config().pack_size) RETURN_IF_ERROR(flush_builder());
+      RETURN_IF_ERROR(writer.Add(e.type, e.id, sealed, e.raw_length));
     }
     report.bytes_freed += stored_size[pid];
   }
-  RETURN_IF_ERROR(flush_builder());
+  RETURN_IF_ERROR(writer.Flush());
+  std::vector<IndexPack> fresh = writer.TakeWritten();
+  report.packs_written = writer.packs_written();
   for (const auto& f : fresh) report.bytes_freed -= ExpectedPackSize(f.entries);
 
   // One new index of everything kept, then the old index files, then the packs.

@@ -1,0 +1,386 @@
+// `reprise copy` and `reprise init --copy-keys-from`, with the real binary: local to local
+// through plan sites, refusal between different keys, a copy killed half-way and resumed, and
+// local -> S3 -> S3 on Ceph RGW (CopyS3Test: only with REPRISE_TEST_S3_ENV_FILE or the
+// REPRISE_TEST_S3_* variables, as in s3_storage_test.cc; it skips otherwise).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "harness.h"
+#include "storage/s3/s3_storage.h"
+
+namespace reprise::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+nlohmann::json Json(const RunResult& r) {
+  auto j = nlohmann::json::parse(r.out, nullptr, false);
+  EXPECT_FALSE(j.is_discarded()) << r.out << r.err;
+  return j;
+}
+
+// Incompressible bytes, so that packs fill up.
+void WriteNoise(const std::string& path, size_t n, unsigned seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    uint64_t v = rng();
+    std::memcpy(&s[i], &v, 8);
+  }
+  WriteFile(path, s);
+}
+
+class CopyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    a_ = tmp_.path() + "/site-a";
+    b_ = tmp_.path() + "/site-b";
+    pw_ = tmp_.path() + "/pw";
+    WriteFile(pw_, "copy passphrase\n");
+    env_ = {"REPRISE_PASSWORD_FILE=" + pw_};
+  }
+
+  RunResult Reprise(std::vector<std::string> args, std::vector<std::string> extra_env = {}) {
+    args.insert(args.begin(), REPRISE_BINARY);
+    auto env = env_;
+    env.insert(env.end(), extra_env.begin(), extra_env.end());
+    return RunCommand(args, env);
+  }
+
+  std::string Backup(const std::string& repo, const std::string& dir) {
+    auto r = Reprise({"-r", repo, "--json", "backup", dir});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    auto j = Json(r);
+    return j.is_object() ? j.value("point", "") : "";
+  }
+
+  std::set<std::string> PointIds(const std::string& repo) {
+    auto r = Reprise({"-r", repo, "--json", "points"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::set<std::string> ids;
+    for (const auto& p : Json(r)) ids.insert(p.value("id", ""));
+    return ids;
+  }
+
+  // Restores `point` of `repo` and compares the copy of `source` with it.
+  std::string RestoreDiff(const std::string& repo, const std::string& point,
+                          const std::string& source) {
+    std::string target = tmp_.path() + "/restore-" + std::to_string(++restores_);
+    auto r = Reprise({"-r", repo, "restore", point, "--target", target});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return Diff(Snapshot(source), Snapshot(target + source));
+  }
+
+  TempDir tmp_;
+  std::string a_, b_, pw_;
+  std::vector<std::string> env_;
+  int restores_ = 0;
+};
+
+TEST_F(CopyTest, LocalToLocalThroughPlanSites) {
+  std::string src = tmp_.path() + "/src";
+  fs::create_directories(src + "/sub");
+  std::string plan = tmp_.path() + "/reprise.yaml";
+  WriteFile(plan, "version: 1\nname: test\nsites:\n  primary:\n    repository: " + a_ +
+                      "\n  cold:\n    repository: " + b_ + "\n    role: cold\n" +
+                      "components:\n  docs:\n    kind: files\n    class: documents\n" +
+                      "    paths: [" + tmp_.path() + "/src]\n");
+  ASSERT_EQ(Reprise({"--plan", plan, "init"}).exit_code, 0);
+  auto init = Reprise({"--plan", plan, "--site", "cold", "init", "--copy-keys-from", "primary"});
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+
+  WriteFile(src + "/a.txt", RandomText(3 << 20, 1));
+  WriteNoise(src + "/sub/noise.bin", 5 << 20, 2);
+  std::string p1 = Backup(a_, src);
+  WriteFile(src + "/b.txt", RandomText(1 << 20, 3));
+  std::string p2 = Backup(a_, src);
+  ASSERT_EQ(p1.size(), 64u);
+  ASSERT_EQ(p2.size(), 64u);
+
+  auto copy = Reprise({"--plan", plan, "--json", "copy", "--from", "primary", "--to", "cold"});
+  ASSERT_EQ(copy.exit_code, 0) << copy.err;
+  auto j = Json(copy);
+  EXPECT_EQ(j.value("points_copied", -1), 2) << copy.out;
+  EXPECT_EQ(j.value("points_skipped", -1), 0) << copy.out;
+  EXPECT_GT(j.value("blobs_copied", 0), 0) << copy.out;
+  EXPECT_GT(j.value("bytes_copied", 0), 5 << 20) << copy.out;
+  EXPECT_GT(j.value("packs_written", 0), 0) << copy.out;
+
+  // Same ids (the point files are copied byte for byte), listed through --site too.
+  EXPECT_EQ(PointIds(b_), (std::set<std::string>{p1, p2}));
+  auto by_site = Reprise({"--plan", plan, "--site", "cold", "--json", "points"});
+  ASSERT_EQ(by_site.exit_code, 0) << by_site.err;
+  EXPECT_EQ(Json(by_site).size(), 2u);
+
+  EXPECT_EQ(RestoreDiff(b_, p2, src), "");
+  auto check = Reprise({"-r", b_, "check", "--read-data"});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+
+  auto again = Reprise({"--json", "copy", "--from", a_, "--to", b_});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  auto k = Json(again);
+  EXPECT_EQ(k.value("points_copied", -1), 0) << again.out;
+  EXPECT_EQ(k.value("points_skipped", -1), 2) << again.out;
+  EXPECT_EQ(k.value("blobs_copied", -1), 0) << again.out;
+  EXPECT_EQ(k.value("packs_written", -1), 0) << again.out;
+}
+
+TEST_F(CopyTest, OnlyTheNamedPointAndOnlyNewBlobs) {
+  ASSERT_EQ(Reprise({"-r", a_, "init"}).exit_code, 0);
+  ASSERT_EQ(Reprise({"-r", b_, "init", "--copy-keys-from", a_}).exit_code, 0);
+  std::string src = tmp_.path() + "/src";
+  fs::create_directories(src);
+  WriteNoise(src + "/one.bin", 2 << 20, 5);
+  std::string p1 = Backup(a_, src);
+  WriteNoise(src + "/two.bin", 2 << 20, 6);
+  std::string p2 = Backup(a_, src);
+
+  auto first = Reprise({"--json", "copy", "--from", a_, "--to", b_, "--point", p1.substr(0, 8)});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_EQ(PointIds(b_), (std::set<std::string>{p1}));
+  uint64_t first_bytes = Json(first).value("bytes_copied", uint64_t{0});
+  auto second = Reprise({"--json", "copy", "--from", a_, "--to", b_});
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  auto j = Json(second);
+  EXPECT_EQ(j.value("points_copied", -1), 1);
+  EXPECT_EQ(j.value("points_skipped", -1), 1);
+  // one.bin is already there: only two.bin (and the manifest) travel.
+  uint64_t second_bytes = j.value("bytes_copied", uint64_t{0});
+  EXPECT_GT(second_bytes, uint64_t{2} << 20);
+  EXPECT_LT(second_bytes, (uint64_t{2} << 20) + (uint64_t{1} << 20)) << first_bytes;
+  EXPECT_EQ(RestoreDiff(b_, p2, src), "");
+}
+
+TEST_F(CopyTest, DifferentKeysAreRefusedWithAHint) {
+  ASSERT_EQ(Reprise({"-r", a_, "init"}).exit_code, 0);
+  ASSERT_EQ(Reprise({"-r", b_, "init"}).exit_code, 0);
+  std::string src = tmp_.path() + "/src";
+  fs::create_directories(src);
+  WriteFile(src + "/a.txt", "hello\n");
+  Backup(a_, src);
+  auto r = Reprise({"copy", "--from", a_, "--to", b_});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("do not share a master key"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--copy-keys-from"), std::string::npos) << r.err;
+  EXPECT_TRUE(PointIds(b_).empty());
+}
+
+TEST_F(CopyTest, WrongSourcePassphraseFileIsRefused) {
+  ASSERT_EQ(Reprise({"-r", a_, "init"}).exit_code, 0);
+  std::string other = tmp_.path() + "/other-pw";
+  WriteFile(other, "not the passphrase\n");
+  auto r = Reprise({"-r", b_, "init", "--copy-keys-from", a_, "--from-password-file", other});
+  EXPECT_EQ(r.exit_code, 11) << r.err;
+  EXPECT_FALSE(fs::exists(b_ + "/config"));
+}
+
+TEST_F(CopyTest, DamagedSourceBlobIsNotPropagated) {
+  ASSERT_EQ(Reprise({"-r", a_, "init"}).exit_code, 0);
+  ASSERT_EQ(Reprise({"-r", b_, "init", "--copy-keys-from", a_}).exit_code, 0);
+  std::string src = tmp_.path() + "/src";
+  fs::create_directories(src);
+  WriteNoise(src + "/noise.bin", 3 << 20, 7);
+  std::string point = Backup(a_, src);
+  // Flip one byte inside the first blob of the biggest pack (a data pack).
+  std::string biggest;
+  for (const auto& e : fs::recursive_directory_iterator(a_ + "/data"))
+    if (e.is_regular_file() && (biggest.empty() || e.file_size() > fs::file_size(biggest)))
+      biggest = e.path();
+  ASSERT_FALSE(biggest.empty());
+  {
+    std::fstream f(biggest, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(1000);
+    char c = 0;
+    f.read(&c, 1);
+    c ^= 0x5a;
+    f.seekp(1000);
+    f.write(&c, 1);
+  }
+  auto r = Reprise({"copy", "--from", a_, "--to", b_});
+  EXPECT_EQ(r.exit_code, 12) << r.err;
+  EXPECT_NE(r.err.find(point.substr(0, 8)), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(fs::path(biggest).filename().string()), std::string::npos) << r.err;
+  EXPECT_TRUE(PointIds(b_).empty());
+}
+
+// Runs the binary and SIGKILLs it after `delay` (unless it ended before). Returns true when
+// it was killed.
+bool RunAndKill(const std::vector<std::string>& args, const std::vector<std::string>& env,
+                std::chrono::milliseconds delay) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    for (const auto& e : env) putenv(const_cast<char*>(e.c_str()));
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  auto deadline = std::chrono::steady_clock::now() + delay;
+  int status = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (waitpid(pid, &status, WNOHANG) == pid) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  return WIFSIGNALED(status);
+}
+
+TEST_F(CopyTest, KilledCopyResumesAndChecks) {
+  ASSERT_EQ(Reprise({"-r", a_, "init", "--pack-size", "1"}).exit_code, 0);
+  ASSERT_EQ(Reprise({"-r", b_, "init", "--copy-keys-from", a_}).exit_code, 0);
+  std::string src = tmp_.path() + "/src";
+  fs::create_directories(src);
+  for (int i = 0; i < 6; ++i) WriteNoise(src + "/f" + std::to_string(i), 6 << 20, 10 + i);
+  std::string p1 = Backup(a_, src);
+  WriteNoise(src + "/late", 4 << 20, 99);
+  std::string p2 = Backup(a_, src);
+
+  // Kill later and later, each run resuming the last, until one finishes by itself.
+  int killed = 0;
+  bool packs_left_behind = false;
+  for (int ms = 80; ms <= 3000; ms += 120) {
+    if (!RunAndKill({REPRISE_BINARY, "copy", "--from", a_, "--to", b_}, env_,
+                    std::chrono::milliseconds(ms)))
+      break;
+    ++killed;
+    packs_left_behind |= fs::exists(b_ + "/data") && !fs::is_empty(b_ + "/data");
+  }
+  EXPECT_GE(killed, 2) << "the copies ended before they could be killed: make the tree bigger";
+  EXPECT_TRUE(packs_left_behind) << "no copy was killed while it wrote packs";
+  auto resumed = Reprise({"--json", "copy", "--from", a_, "--to", b_});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(PointIds(b_), (std::set<std::string>{p1, p2}));
+  auto check = Reprise({"-r", b_, "--json", "check", "--read-data"});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+  EXPECT_EQ(RestoreDiff(b_, p2, src), "");
+  auto again = Reprise({"--json", "copy", "--from", a_, "--to", b_});
+  EXPECT_EQ(Json(again).value("blobs_copied", -1), 0) << again.out;
+}
+
+// ---- local -> S3 -> S3 on Ceph RGW ----
+
+struct RgwEnv {
+  std::string endpoint, region, access_key, secret_key, bucket_prefix;
+};
+
+std::optional<RgwEnv> LoadRgwEnv() {
+  std::map<std::string, std::string> vars;
+  if (const char* file = std::getenv("REPRISE_TEST_S3_ENV_FILE"); file && *file) {
+    std::ifstream in(file);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.starts_with("export ")) line.erase(0, 7);
+      size_t eq = line.find('=');
+      if (eq != std::string::npos) vars[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+  }
+  auto get = [&](const std::string& name) -> std::string {
+    if (const char* v = std::getenv(name.c_str()); v && *v) return v;
+    auto it = vars.find(name);
+    return it == vars.end() ? "" : it->second;
+  };
+  RgwEnv e{get("REPRISE_TEST_S3_ENDPOINT"), get("REPRISE_TEST_S3_REGION"),
+           get("REPRISE_TEST_S3_ACCESS_KEY"), get("REPRISE_TEST_S3_SECRET_KEY"),
+           get("REPRISE_TEST_S3_BUCKET")};
+  if (e.endpoint.empty() || e.access_key.empty() || e.secret_key.empty()) return std::nullopt;
+  if (e.region.empty()) e.region = "us-east-1";
+  if (e.bucket_prefix.empty()) e.bucket_prefix = "reprise-test";
+  return e;
+}
+
+class CopyS3Test : public CopyTest {
+ protected:
+  void SetUp() override {
+    CopyTest::SetUp();
+    rgw_ = LoadRgwEnv();
+    if (!rgw_)
+      GTEST_SKIP() << "no S3 server: set REPRISE_TEST_S3_ENV_FILE (tests/services/rgw-start.sh)";
+    env_.push_back("AWS_ACCESS_KEY_ID=" + rgw_->access_key);
+    env_.push_back("AWS_SECRET_ACCESS_KEY=" + rgw_->secret_key);
+  }
+  void TearDown() override {
+    for (auto& s : buckets_) {
+      auto all = s->List("");
+      if (all.ok())
+        for (const auto& o : *all) (void)s->Delete(o.key);
+      (void)s->DeleteBucket();
+    }
+  }
+
+  // Creates a bucket for this test; returns its repository URL.
+  std::string NewBucketRepo(const std::string& tag) {
+    std::string bucket = rgw_->bucket_prefix + "-copy-" + tag + "-" + std::to_string(getpid());
+    auto s = S3Storage::Create(S3Options{
+        .bucket = bucket,
+        .prefix = "",
+        .endpoint = rgw_->endpoint,
+        .region = rgw_->region,
+        .path_style = true,
+        .credentials = {.access_key_id = rgw_->access_key,
+                        .secret_access_key = rgw_->secret_key}});
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    if (!s.ok()) return "";
+    Status st = (*s)->CreateBucket();
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    buckets_.push_back(std::move(*s));
+    return "s3://" + bucket + "/repo?endpoint=" + rgw_->endpoint + "&region=" + rgw_->region +
+           "&path_style=1";
+  }
+
+  std::optional<RgwEnv> rgw_;
+  std::vector<std::unique_ptr<S3Storage>> buckets_;
+};
+
+TEST_F(CopyS3Test, LocalToS3ToS3RestoresIdentically) {
+  std::string warm = NewBucketRepo("warm"), cold = NewBucketRepo("cold");
+  ASSERT_FALSE(warm.empty());
+  ASSERT_FALSE(cold.empty());
+  ASSERT_EQ(Reprise({"-r", a_, "init"}).exit_code, 0);
+  auto i1 = Reprise({"-r", warm, "init", "--copy-keys-from", a_});
+  ASSERT_EQ(i1.exit_code, 0) << i1.err;
+  auto i2 = Reprise({"-r", cold, "init", "--copy-keys-from", warm});
+  ASSERT_EQ(i2.exit_code, 0) << i2.err;
+
+  std::string src = tmp_.path() + "/src";
+  fs::create_directories(src + "/nested");
+  WriteFile(src + "/a.txt", RandomText(2 << 20, 1));
+  WriteNoise(src + "/nested/noise.bin", 20 << 20, 2);
+  WriteFile(src + "/empty", "");
+  std::string p1 = Backup(a_, src);
+  ASSERT_EQ(p1.size(), 64u);
+
+  auto c1 = Reprise({"--json", "copy", "--from", a_, "--to", warm});
+  ASSERT_EQ(c1.exit_code, 0) << c1.err;
+  EXPECT_EQ(Json(c1).value("points_copied", -1), 1);
+  auto c2 = Reprise({"--json", "copy", "--from", warm, "--to", cold});
+  ASSERT_EQ(c2.exit_code, 0) << c2.err;
+  EXPECT_EQ(Json(c2).value("points_copied", -1), 1);
+  EXPECT_EQ(PointIds(cold), (std::set<std::string>{p1}));
+  EXPECT_EQ(RestoreDiff(cold, p1, src), "");
+  auto check = Reprise({"-r", cold, "check", "--read-data"});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+}
+
+}  // namespace
+}  // namespace reprise::testing

@@ -44,7 +44,9 @@ class RepoContentWriter final : public ContentWriter {
     if (closed_) return Internal("write after close");
     buf_.insert(buf_.end(), data.begin(), data.end());
     state_->size += data.size();
-    if (buf_.size() >= repo_.chunker().params().max_size) Cut(false);
+    // Cut only once two maximal chunks are buffered: each cut then moves the (shorter) rest
+    // once per max_size bytes, not once per chunk.
+    if (buf_.size() >= 2 * static_cast<size_t>(repo_.chunker().params().max_size)) Cut(false);
     return Status::Ok();
   }
 

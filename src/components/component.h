@@ -62,6 +62,14 @@ class ManifestCursor {
   virtual Result<const nlohmann::json*> Next() = 0;
 };
 
+// An entry whose content is still being read (by another thread): null `entry` means the
+// object turned out not to be saveable (it was warned about) and adds nothing.
+struct DeferredEntry {
+  nlohmann::json entry;
+  std::vector<ContentFuture> contents;
+};
+using EntryFuture = std::shared_future<Result<DeferredEntry>>;
+
 class BackupSink {
  public:
   virtual ~BackupSink() = default;
@@ -77,6 +85,9 @@ class BackupSink {
   virtual std::unique_ptr<ContentWriter> NewContent() = 0;
   // Appends an entry; `contents` become entry["contents"] once resolved, in order.
   virtual Status AddEntry(nlohmann::json entry, std::vector<ContentFuture> contents) = 0;
+  // Appends an entry that another thread is still producing; it keeps its place in the order.
+  // Lets a component read several files at once. The default waits for it.
+  virtual Status AddEntryLater(EntryFuture entry);
   // A non-fatal problem (file vanished, permission denied): recorded in the point, counted,
   // shown to the user; the backup goes on and is marked as having warnings.
   virtual void Warn(std::string message) = 0;

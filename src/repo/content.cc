@@ -8,6 +8,8 @@ namespace reprise {
 namespace {
 
 constexpr size_t kMaxPendingEntries = 4096;
+// A stream's buffer is cut into chunks each time it holds this much (or at its end).
+constexpr size_t kCutEvery = 4 << 20;
 constexpr size_t kReadAhead = 8;
 
 // Shared state of one content stream: filled by pool jobs, resolved by the last one.
@@ -44,9 +46,7 @@ class RepoContentWriter final : public ContentWriter {
     if (closed_) return Internal("write after close");
     buf_.insert(buf_.end(), data.begin(), data.end());
     state_->size += data.size();
-    // Cut only once two maximal chunks are buffered: each cut then moves the (shorter) rest
-    // once per max_size bytes, not once per chunk.
-    if (buf_.size() >= 2 * static_cast<size_t>(repo_.chunker().params().max_size)) Cut(false);
+    if (buf_.size() >= kCutEvery) Cut(false);
     return Status::Ok();
   }
 
@@ -61,10 +61,12 @@ class RepoContentWriter final : public ContentWriter {
   }
 
  private:
+  // Cuts every chunk whose end is already known. A boundary found in the bytes at hand is the
+  // one more bytes would give (the first match wins), so this needs no lookahead; what is
+  // left is less than one chunk, rescanned on the next call (scanning is cheap next to zstd).
   void Cut(bool eof) {
     size_t pos = 0;
-    const size_t max = repo_.chunker().params().max_size;
-    while (pos < buf_.size() && (eof || buf_.size() - pos >= max)) {
+    while (pos < buf_.size()) {
       size_t n = repo_.chunker().Next(ByteView(buf_).subspan(pos), eof);
       if (n == 0) break;
       Submit(Bytes(buf_.begin() + pos, buf_.begin() + pos + n));
@@ -168,22 +170,58 @@ RepoBackupSink::RepoBackupSink(Repository& repo, ThreadPool& pool) : repo_(repo)
 
 RepoBackupSink::~RepoBackupSink() {
   // Futures must not outlive the jobs that fulfil them: wait for what is still in flight.
-  for (auto& p : pending_)
+  for (auto& p : pending_) {
+    if (p.later) {
+      const auto& r = p.later->get();
+      if (r.ok())
+        for (auto& f : r->contents) f.wait();
+    }
     for (auto& f : p.contents) f.wait();
+  }
 }
 
 std::unique_ptr<ContentWriter> RepoBackupSink::NewContent() {
   return std::make_unique<RepoContentWriter>(repo_, pool_);
 }
 
+Status BackupSink::AddEntryLater(EntryFuture entry) {
+  const Result<DeferredEntry>& r = entry.get();
+  if (!r.ok()) return r.status();
+  if (r->entry.is_null()) return Status::Ok();
+  return AddEntry(r->entry, r->contents);
+}
+
 Status RepoBackupSink::AddEntry(nlohmann::json entry, std::vector<ContentFuture> contents) {
-  pending_.push_back(Pending{std::move(entry), std::move(contents)});
-  auto ready = [](const Pending& p) {
+  pending_.push_back(Pending{std::move(entry), std::move(contents), std::nullopt});
+  return Drain(false);
+}
+
+Status RepoBackupSink::AddEntryLater(EntryFuture entry) {
+  pending_.push_back(Pending{nlohmann::json(), {}, std::move(entry)});
+  return Drain(false);
+}
+
+// Writes the entries at the front that are ready (all of them when `all`, waiting), and
+// waits for the oldest while too many are pending.
+Status RepoBackupSink::Drain(bool all) {
+  auto is_ready = [](const auto& f) {
+    return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+  };
+  auto ready = [&](const Pending& p) {
+    if (p.later) {
+      if (!is_ready(*p.later)) return false;
+      const auto& r = p.later->get();
+      if (!r.ok()) return true;
+      for (const auto& f : r->contents)
+        if (!is_ready(f)) return false;
+      return true;
+    }
     for (const auto& f : p.contents)
-      if (f.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return false;
+      if (!is_ready(f)) return false;
     return true;
   };
-  while (!pending_.empty() && (pending_.size() > kMaxPendingEntries || ready(pending_.front())))
+  while (!pending_.empty() &&
+         (all || pending_.size() > kMaxPendingEntries || ready(pending_.front())))
     RETURN_IF_ERROR(WriteFront());
   return Status::Ok();
 }
@@ -191,6 +229,13 @@ Status RepoBackupSink::AddEntry(nlohmann::json entry, std::vector<ContentFuture>
 Status RepoBackupSink::WriteFront() {
   Pending p = std::move(pending_.front());
   pending_.pop_front();
+  if (p.later) {
+    const Result<DeferredEntry>& r = p.later->get();
+    if (!r.ok()) return r.status();
+    if (r->entry.is_null()) return Status::Ok();  // skipped, and warned about
+    p.entry = r->entry;
+    p.contents = r->contents;
+  }
   if (!p.contents.empty()) {
     nlohmann::json lists = nlohmann::json::array();
     for (auto& f : p.contents) {
@@ -231,7 +276,7 @@ Status RepoBackupSink::CutManifest(bool eof) {
 }
 
 Result<std::vector<Id>> RepoBackupSink::Finish() {
-  while (!pending_.empty()) RETURN_IF_ERROR(WriteFront());
+  RETURN_IF_ERROR(Drain(true));
   RETURN_IF_ERROR(CutManifest(true));
   return manifest_;
 }

@@ -30,6 +30,7 @@ class RepoBackupSink final : public BackupSink {
 
   std::unique_ptr<ContentWriter> NewContent() override;
   Status AddEntry(nlohmann::json entry, std::vector<ContentFuture> contents) override;
+  Status AddEntryLater(EntryFuture entry) override;
   void Warn(std::string message) override;
   BackupProgress& progress() override { return progress_; }
   std::unique_ptr<ManifestCursor> Previous() override;
@@ -49,7 +50,9 @@ class RepoBackupSink final : public BackupSink {
   struct Pending {
     nlohmann::json entry;
     std::vector<ContentFuture> contents;
+    std::optional<EntryFuture> later;  // when set, entry and contents come from it
   };
+  Status Drain(bool all);
   Status WriteFront();
   Status EmitLine(const std::string& line);
   Status CutManifest(bool eof);

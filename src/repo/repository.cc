@@ -11,7 +11,7 @@ namespace reprise {
 namespace {
 
 constexpr size_t kUploadThreads = 2;
-constexpr size_t kMaxQueuedPacks = 2;
+constexpr size_t kMaxQueuedPacks = 1;
 constexpr size_t kPacksPerIndexFile = 64;
 
 nlohmann::json ConfigToJson(const RepoConfig& c) {

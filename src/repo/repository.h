@@ -30,14 +30,14 @@ struct RepoConfig {
   Id id;
   ChunkerParams chunker;
   uint32_t pack_size = 16 * 1024 * 1024;  // target size of a pack
-  int compression_level = 1;              // zstd level
+  int compression_level = 2;              // zstd level
   std::string created;
 };
 
 struct InitOptions {
   ChunkerParams chunker;
   uint32_t pack_size = 16 * 1024 * 1024;
-  int compression_level = 1;
+  int compression_level = 2;
   ScryptParams kdf;
   const MasterKey* master = nullptr;  // reuse this master key (copy between sites); else new
 };

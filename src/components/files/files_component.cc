@@ -55,12 +55,17 @@ Result<nlohmann::json> FilesComponent::Backup(BackupSink& sink) {
   ASSIGN_OR_RETURN(std::vector<std::string> roots, files::NormalizeRoots(options_.paths));
   files::TreeWalker walker(options_, sink);
   for (const std::string& root : roots) RETURN_IF_ERROR(walker.SaveRoot(root));
+  walker.Finish();
   const files::WalkCounts& n = walker.counts();
-  return nlohmann::json{{"roots", roots},           {"files", n.files},
-                        {"dirs", n.dirs},           {"symlinks", n.symlinks},
-                        {"hardlinks", n.hardlinks}, {"special", n.special},
-                        {"bytes", n.bytes},         {"skipped", n.skipped},
-                        {"unchanged", n.unchanged}};
+  return nlohmann::json{{"roots", roots},
+                        {"files", n.files.load()},
+                        {"dirs", n.dirs.load()},
+                        {"symlinks", n.symlinks.load()},
+                        {"hardlinks", n.hardlinks.load()},
+                        {"special", n.special.load()},
+                        {"bytes", n.bytes.load()},
+                        {"skipped", n.skipped.load()},
+                        {"unchanged", n.unchanged.load()}};
 }
 
 Status FilesComponent::Restore(const nlohmann::json& info, RestoreSource& source,

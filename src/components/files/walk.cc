@@ -19,6 +19,7 @@ namespace reprise::files {
 namespace {
 
 constexpr size_t kReadSize = 1 << 20;
+constexpr size_t kReaderThreads = 3;
 
 std::string ManifestPath(const std::string& path) {
   return path == "/" ? std::string() : path.substr(1);
@@ -94,7 +95,14 @@ Result<std::vector<std::string>> NormalizeRoots(const std::vector<std::string>& 
 }
 
 TreeWalker::TreeWalker(const FilesOptions& options, BackupSink& sink)
-    : options_(options), sink_(sink), buffer_(kReadSize), previous_(sink.Previous()) {}
+    : options_(options),
+      sink_(sink),
+      previous_(sink.Previous()),
+      readers_(std::make_unique<ThreadPool>(kReaderThreads, 2 * kReaderThreads)) {}
+
+TreeWalker::~TreeWalker() { Finish(); }
+
+void TreeWalker::Finish() { readers_.reset(); }
 
 Status TreeWalker::SaveRoot(const std::string& root) {
   RETURN_IF_ERROR(SaveAncestors(root));
@@ -210,37 +218,52 @@ Status TreeWalker::SaveFile(const std::string& path, const struct stat& lst) {
   }
   ASSIGN_OR_RETURN(bool reused, SaveUnchanged(path, lst));
   if (reused) return Status::Ok();
+  // Owner names are looked up here: the name cache is not thread-safe.
+  EntryMeta meta = MetaOf(path, lst, FileType::kFile);
+  if (lst.st_nlink > 1) first_names_.emplace(std::pair(lst.st_dev, lst.st_ino), meta.path);
+  auto promise = std::make_shared<std::promise<Result<DeferredEntry>>>();
+  EntryFuture entry = promise->get_future().share();
+  readers_->Submit([this, path, meta, promise] { promise->set_value(ReadFile(path, meta)); });
+  RETURN_IF_ERROR(sink_.AddEntryLater(std::move(entry)));
+  sink_.progress().entries.fetch_add(1, std::memory_order_relaxed);
+  return Status::Ok();
+}
+
+Result<DeferredEntry> TreeWalker::ReadFile(const std::string& path, EntryMeta meta) {
   constexpr int kFlags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
   UniqueFd fd(::open(path.c_str(), kFlags | O_NOATIME));
   if (!fd.valid() && errno == EPERM) fd = UniqueFd(::open(path.c_str(), kFlags));
   if (!fd.valid()) {
     int err = errno;
     Skip("cannot open '" + Printable(path) + "': " + WhyNot(err) + "; it is not saved");
-    return Status::Ok();
+    return DeferredEntry{};
   }
   struct stat st;
   if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
     Skip("'" + Printable(path) + "' changed type during the backup; it is not saved");
-    return Status::Ok();
+    return DeferredEntry{};
   }
-  ASSIGN_OR_RETURN(std::optional<FileData> data, ReadFileData(fd.get(), st, path, sink_, buffer_));
+  thread_local Bytes buffer(kReadSize);
+  ASSIGN_OR_RETURN(std::optional<FileData> data, ReadFileData(fd.get(), st, path, sink_, buffer));
   if (!data) {
     ++counts_.skipped;  // ReadFileData warned
-    return Status::Ok();
+    return DeferredEntry{};
   }
-  EntryMeta meta = MetaOf(path, st, FileType::kFile);
+  // What the open file says wins over the lstat() taken before it was opened.
+  meta.mode = st.st_mode & 07777;
+  meta.uid = st.st_uid;
+  meta.gid = st.st_gid;
+  meta.mtime_ns = TimespecToNs(st.st_mtim);
   meta.size = data->size;
   meta.nlink = st.st_nlink;
   meta.ctime_ns = TimespecToNs(st.st_ctim);
   meta.ino = st.st_ino;
   meta.sparse = data->sparse;
   meta.extents = data->extents;
-  RETURN_IF_ERROR(Add(meta, std::move(data->contents)));
   ++counts_.files;
   if (!data->sparse) counts_.bytes += data->size;
   for (const Extent& e : data->extents) counts_.bytes += e.length;
-  if (st.st_nlink > 1) first_names_.emplace(std::pair(st.st_dev, st.st_ino), meta.path);
-  return Status::Ok();
+  return DeferredEntry{EntryToJson(meta), std::move(data->contents)};
 }
 
 Result<bool> TreeWalker::SaveUnchanged(const std::string& path, const struct stat& st) {

@@ -12,6 +12,44 @@
 namespace reprise {
 
 namespace {
+constexpr std::string_view kTempMarker = ".tmp-";
+
+Status InvalidKey(std::string_view key, std::string_view why) {
+  return InvalidArgument("invalid storage key '" + std::string(key) + "': " + std::string(why));
+}
+
+}  // namespace
+
+// Checks the components of a relative, '/'-separated key. With `is_prefix` (List prefixes
+// such as "", "data/" or "data/ab") the last component may be empty or partial.
+Status ValidateStorageKey(std::string_view key, bool is_prefix) {
+  if (key.empty()) {
+    if (is_prefix) return Status::Ok();
+    return InvalidKey(key, "it is empty");
+  }
+  if (key.front() == '/') return InvalidKey(key, "it is absolute");
+  if (key.find('\0') != std::string_view::npos) return InvalidKey(key, "it contains a NUL byte");
+  if (!is_prefix && key.find(kTempMarker) != std::string_view::npos)
+    return InvalidKey(key, "'.tmp-' is reserved for temporary files");
+  size_t start = 0;
+  while (true) {
+    size_t slash = key.find('/', start);
+    bool last = slash == std::string_view::npos;
+    std::string_view part = key.substr(start, last ? std::string_view::npos : slash - start);
+    if (part.empty() && !(last && is_prefix)) return InvalidKey(key, "it has an empty component");
+    // A prefix's last component is a name prefix ("data/a" matches "data/ab/..."), so "."
+    // there is harmless; but ".." and "." as directory components would leave or alias root.
+    if ((part == "." || part == "..") && !(last && is_prefix))
+      return InvalidKey(key, "it has a '" + std::string(part) + "' component");
+    if (last) break;
+    start = slash + 1;
+  }
+  return Status::Ok();
+}
+
+
+
+namespace {
 
 constexpr std::string_view kAccepted =
     "HINT: use a path (/backups/rag), a file URL (file:///backups/rag) or "

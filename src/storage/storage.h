@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/bytes.h"
@@ -45,6 +46,11 @@ class Storage {
   virtual Result<ObjectInfo> Stat(const std::string& key) = 0;
   virtual Result<std::vector<ObjectInfo>> List(const std::string& prefix) = 0;
 };
+
+// The key rules every backend enforces: relative, '/'-separated, no empty, "." or ".."
+// component, no NUL, no ".tmp-" (reserved for unfinished writes). With `is_prefix` (a List
+// prefix such as "", "data/" or "data/ab") the last component may be empty or partial.
+Status ValidateStorageKey(std::string_view key, bool is_prefix);
 
 // Opens a backend from a repository URL: "/path", "file:///path", or
 // "s3://bucket/prefix?endpoint=...&region=...&path_style=1" (docs/storage-s3.md; S3 is

@@ -24,37 +24,6 @@ constexpr std::string_view kTempMarker = ".tmp-";
 constexpr mode_t kFileMode = 0600;
 constexpr mode_t kDirMode = 0700;
 
-Status InvalidKey(std::string_view key, std::string_view why) {
-  return InvalidArgument("invalid storage key '" + std::string(key) + "': " + std::string(why));
-}
-
-// Checks the components of a relative, '/'-separated key. With `is_prefix` (List prefixes
-// such as "", "data/" or "data/ab") the last component may be empty or partial.
-Status ValidatePath(std::string_view key, bool is_prefix) {
-  if (key.empty()) {
-    if (is_prefix) return Status::Ok();
-    return InvalidKey(key, "it is empty");
-  }
-  if (key.front() == '/') return InvalidKey(key, "it is absolute");
-  if (key.find('\0') != std::string_view::npos) return InvalidKey(key, "it contains a NUL byte");
-  if (!is_prefix && key.find(kTempMarker) != std::string_view::npos)
-    return InvalidKey(key, "'.tmp-' is reserved for temporary files");
-  size_t start = 0;
-  while (true) {
-    size_t slash = key.find('/', start);
-    bool last = slash == std::string_view::npos;
-    std::string_view part = key.substr(start, last ? std::string_view::npos : slash - start);
-    if (part.empty() && !(last && is_prefix)) return InvalidKey(key, "it has an empty component");
-    // A prefix's last component is a name prefix ("data/a" matches "data/ab/..."), so "."
-    // there is harmless; but ".." and "." as directory components would leave or alias root.
-    if ((part == "." || part == "..") && !(last && is_prefix))
-      return InvalidKey(key, "it has a '" + std::string(part) + "' component");
-    if (last) break;
-    start = slash + 1;
-  }
-  return Status::Ok();
-}
-
 class Fd {
  public:
   explicit Fd(int fd) : fd_(fd) {}
@@ -212,7 +181,7 @@ std::string LocalStorage::Location() const { return root_.string(); }
 std::filesystem::path LocalStorage::PathOf(const std::string& key) const { return root_ / key; }
 
 Result<Bytes> LocalStorage::Get(const std::string& key) {
-  RETURN_IF_ERROR(ValidatePath(key, false));
+  RETURN_IF_ERROR(ValidateStorageKey(key, false));
   fs::path path = PathOf(key);
   ASSIGN_OR_RETURN(auto opened, OpenObject(path));
   Fd fd(opened.first);
@@ -256,7 +225,7 @@ void LocalStorage::Forget(const std::string& key) {
 }
 
 Result<Bytes> LocalStorage::GetRange(const std::string& key, uint64_t offset, uint64_t length) {
-  RETURN_IF_ERROR(ValidatePath(key, false));
+  RETURN_IF_ERROR(ValidateStorageKey(key, false));
   fs::path path = PathOf(key);
   ASSIGN_OR_RETURN(std::shared_ptr<OpenFile> file, OpenForRead(key));
   uint64_t size = file->size;
@@ -271,7 +240,7 @@ Result<Bytes> LocalStorage::GetRange(const std::string& key, uint64_t offset, ui
 }
 
 Status LocalStorage::Put(const std::string& key, ByteView data) {
-  RETURN_IF_ERROR(ValidatePath(key, false));
+  RETURN_IF_ERROR(ValidateStorageKey(key, false));
   Forget(key);
   fs::path path = PathOf(key);
   fs::path dir = path.parent_path();
@@ -294,7 +263,7 @@ Status LocalStorage::Put(const std::string& key, ByteView data) {
 }
 
 Status LocalStorage::Delete(const std::string& key) {
-  RETURN_IF_ERROR(ValidatePath(key, false));
+  RETURN_IF_ERROR(ValidateStorageKey(key, false));
   Forget(key);
   fs::path path = PathOf(key);
   if (::unlink(path.c_str()) != 0) {
@@ -305,7 +274,7 @@ Status LocalStorage::Delete(const std::string& key) {
 }
 
 Result<ObjectInfo> LocalStorage::Stat(const std::string& key) {
-  RETURN_IF_ERROR(ValidatePath(key, false));
+  RETURN_IF_ERROR(ValidateStorageKey(key, false));
   fs::path path = PathOf(key);
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return MissingAware("stat", path, errno);
@@ -315,7 +284,7 @@ Result<ObjectInfo> LocalStorage::Stat(const std::string& key) {
 }
 
 Result<std::vector<ObjectInfo>> LocalStorage::List(const std::string& prefix) {
-  RETURN_IF_ERROR(ValidatePath(prefix, true));
+  RETURN_IF_ERROR(ValidateStorageKey(prefix, true));
   size_t slash = prefix.rfind('/');
   std::string dir_part = slash == std::string::npos ? "" : prefix.substr(0, slash);
   std::vector<ObjectInfo> out;

@@ -17,34 +17,6 @@ constexpr uint64_t kMaxParts = 10000;
 
 // Temp files of other backends' unfinished Puts; refused as keys everywhere so that a
 // repository can move between backends and keep one key space.
-constexpr std::string_view kTempMarker = ".tmp-";
-
-Status InvalidKey(std::string_view key, std::string_view why) {
-  return InvalidArgument("invalid storage key '" + std::string(key) + "': " + std::string(why));
-}
-
-// The key rules of storage.h, checked the same way the local backend does: relative,
-// '/'-separated, no empty, "." or ".." components. A List prefix may end in '/' or in part
-// of a name.
-Status ValidateKey(std::string_view key, bool is_prefix) {
-  if (key.empty()) return is_prefix ? Status::Ok() : InvalidKey(key, "it is empty");
-  if (key.front() == '/') return InvalidKey(key, "it is absolute");
-  if (key.find('\0') != std::string_view::npos) return InvalidKey(key, "it contains a NUL byte");
-  if (!is_prefix && key.find(kTempMarker) != std::string_view::npos)
-    return InvalidKey(key, "'.tmp-' is reserved for temporary files");
-  size_t start = 0;
-  while (true) {
-    size_t slash = key.find('/', start);
-    bool last = slash == std::string_view::npos;
-    std::string_view part = key.substr(start, last ? std::string_view::npos : slash - start);
-    if (part.empty() && !(last && is_prefix)) return InvalidKey(key, "it has an empty component");
-    if ((part == "." || part == "..") && !(last && is_prefix))
-      return InvalidKey(key, "it has a '" + std::string(part) + "' component");
-    if (last) break;
-    start = slash + 1;
-  }
-  return Status::Ok();
-}
 
 // "bytes 100-299/4096" -> 4096; nullopt when absent or "*".
 std::optional<uint64_t> ContentRangeTotal(const std::string& content_range) {
@@ -146,7 +118,7 @@ s3::ErrorContext Context(const S3Options& o, const std::string& method, const st
 }  // namespace
 
 Result<Bytes> S3Storage::Get(const std::string& key) {
-  RETURN_IF_ERROR(ValidateKey(key, false));
+  RETURN_IF_ERROR(ValidateStorageKey(key, false));
   std::string ok = ObjectKey(key);
   ASSIGN_OR_RETURN(s3::HttpResponse resp, Send({.method = "GET", .key = ok}));
   if (resp.status == 200) return std::move(resp.body);
@@ -154,7 +126,7 @@ Result<Bytes> S3Storage::Get(const std::string& key) {
 }
 
 Result<Bytes> S3Storage::GetRange(const std::string& key, uint64_t offset, uint64_t length) {
-  RETURN_IF_ERROR(ValidateKey(key, false));
+  RETURN_IF_ERROR(ValidateStorageKey(key, false));
   std::string ok = ObjectKey(key);
   auto past_end = [&](std::optional<uint64_t> size) {
     return InvalidArgument("range of " + std::to_string(length) + " bytes at " +
@@ -187,7 +159,7 @@ Result<Bytes> S3Storage::GetRange(const std::string& key, uint64_t offset, uint6
 }
 
 Status S3Storage::Put(const std::string& key, ByteView data) {
-  RETURN_IF_ERROR(ValidateKey(key, false));
+  RETURN_IF_ERROR(ValidateStorageKey(key, false));
   std::string ok = ObjectKey(key);
   if (data.size() >= options_.multipart_threshold) return PutMultipart(ok, data);
   ASSIGN_OR_RETURN(s3::HttpResponse resp, Send({.method = "PUT", .key = ok, .body = data}));
@@ -250,7 +222,7 @@ Status S3Storage::PutMultipart(const std::string& ok, ByteView data) {
 }
 
 Status S3Storage::Delete(const std::string& key) {
-  RETURN_IF_ERROR(ValidateKey(key, false));
+  RETURN_IF_ERROR(ValidateStorageKey(key, false));
   std::string ok = ObjectKey(key);
   ASSIGN_OR_RETURN(s3::HttpResponse resp, Send({.method = "DELETE", .key = ok}));
   if (resp.status == 204 || resp.status == 200) return Status::Ok();
@@ -261,7 +233,7 @@ Status S3Storage::Delete(const std::string& key) {
 }
 
 Result<ObjectInfo> S3Storage::Stat(const std::string& key) {
-  RETURN_IF_ERROR(ValidateKey(key, false));
+  RETURN_IF_ERROR(ValidateStorageKey(key, false));
   std::string ok = ObjectKey(key);
   ASSIGN_OR_RETURN(s3::HttpResponse resp, Send({.method = "HEAD", .key = ok}));
   if (resp.status != 200 && resp.status != 404 && resp.status < 500) {
@@ -283,7 +255,7 @@ Result<ObjectInfo> S3Storage::Stat(const std::string& key) {
 }
 
 Result<std::vector<ObjectInfo>> S3Storage::List(const std::string& prefix) {
-  RETURN_IF_ERROR(ValidateKey(prefix, true));
+  RETURN_IF_ERROR(ValidateStorageKey(prefix, true));
   std::string strip = options_.prefix.empty() ? "" : options_.prefix + "/";
   std::string full = strip + prefix;
   std::vector<ObjectInfo> out;
@@ -302,7 +274,7 @@ Result<std::vector<ObjectInfo>> S3Storage::List(const std::string& prefix) {
       if (!key.starts_with(strip)) continue;
       key.erase(0, strip.size());
       // Folder markers ("dir/") and other non-repository names are not objects here.
-      if (!ValidateKey(key, false).ok()) continue;
+      if (!ValidateStorageKey(key, false).ok()) continue;
       std::string size = s3::XmlText(contents, "Size").value_or("0");
       out.push_back({.key = std::move(key), .size = std::strtoull(size.c_str(), nullptr, 10)});
     }

@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <ostream>
 #include <random>
 #include <string>
 #include <thread>
@@ -41,6 +42,9 @@ struct StorageBackend {
   std::string name;
   std::function<StorageUnderTest()> make;
 };
+
+// gtest names parameterized tests after their parameter; print the backend's name, not bytes.
+inline void PrintTo(const StorageBackend& backend, std::ostream* os) { *os << backend.name; }
 
 std::string MakeTempDir() {
   std::string tmpl = (fs::temp_directory_path() / "reprise-storage-XXXXXX").string();

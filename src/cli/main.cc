@@ -14,6 +14,11 @@ int main(int argc, char** argv) {
       "compressed, deduplicated repository; restores, checks and prunes it."};
   app.set_version_flag("--version", "reprise 0.1.0");
   app.require_subcommand(1);
+  app.footer(
+      "Passphrase: --password-file, REPRISE_PASSWORD_FILE, REPRISE_PASSWORD, the plan's\n"
+      "secrets.repository_password, or a prompt on a terminal; never an argument.\n"
+      "Exit codes: 0 ok, 1 error, 2 usage or bad plan, 3 backup partial or with warnings,\n"
+      "10 repository locked, 11 wrong passphrase, 12 damage found. Docs: docs/commands/.");
   app.fallthrough();
   Context ctx;
   app.add_option("-r,--repo", ctx.opts.repo,

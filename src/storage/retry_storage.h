@@ -22,10 +22,14 @@
 
 namespace reprise {
 
+// The defaults suit a backup tool, which would rather wait out a short outage (a restarting
+// gateway, a failover, a flapping link) than fail a long backup: 12 attempts, waits of 0.2 s,
+// 0.4 s, ... 12.8 s, then 20 s, 20 s, 20 s, 20 s: 105 s nominal, 53-105 s with jitter, before
+// an operation gives up.
 struct RetryPolicy {
-  int max_attempts = 6;  // 1 = no retry
+  int max_attempts = 12;  // 1 = no retry
   std::chrono::milliseconds base_delay{200};
-  std::chrono::milliseconds max_delay{10000};
+  std::chrono::milliseconds max_delay{20000};
   double jitter = 0.5;  // 0: exact delays; 0.5: each delay is 50%..100% of nominal
   // Injected for tests; defaults: std::this_thread::sleep_for and a locked mt19937.
   std::function<void(std::chrono::milliseconds)> sleep;

@@ -230,3 +230,20 @@ TEST(RetryStorageTest, ConcurrentCallersEachRetry) {
 
 }  // namespace
 }  // namespace reprise
+
+namespace reprise {
+namespace {
+
+TEST(RetryStorageDefaults, RideOutAMinuteLongOutage) {
+  // A backup must survive a storage restart: the default policy waits 53 to 105 s in all.
+  RetryPolicy policy;
+  RetryStorage storage(nullptr, policy);
+  std::chrono::milliseconds total{0};
+  for (int attempt = 1; attempt < policy.max_attempts; ++attempt)
+    total += storage.NominalDelay(attempt);
+  EXPECT_GE(total.count() * (1.0 - policy.jitter), 50000);
+  EXPECT_LE(total.count(), 110000);
+}
+
+}  // namespace
+}  // namespace reprise

@@ -269,14 +269,18 @@ TEST_F(S3FaultTest, OutageDuringBackup) {
   ASSERT_EQ(Reprise({"-r", repo, "init", "--pack-size", "1"}).exit_code, 0);
 
   // The backup starts; the server goes away for 10 s shortly after, then comes back.
+  // The outage starts as soon as the backup has reached the server (not after a fixed delay,
+  // which a fast machine could outrun).
   RunResult first;
   std::atomic<bool> first_done{false};
+  uint64_t baseline = proxy->counts().connections;
   auto t0 = Clock::now();
   std::thread runner([&] {
     first = Reprise({"-r", repo, "--json", "backup", src});
     first_done = true;
   });
-  std::this_thread::sleep_for(milliseconds(400));
+  while (!first_done && proxy->counts().connections <= baseline && SecondsSince(t0) < 30)
+    std::this_thread::sleep_for(milliseconds(1));
   bool running_at_pause = !first_done;
   proxy->Pause();
   std::this_thread::sleep_for(seconds(10));

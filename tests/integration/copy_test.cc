@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "harness.h"
+#include "rgw_env.h"
 #include "storage/s3/s3_storage.h"
 
 namespace reprise::testing {
@@ -35,16 +36,6 @@ nlohmann::json Json(const RunResult& r) {
   return j;
 }
 
-// Incompressible bytes, so that packs fill up.
-void WriteNoise(const std::string& path, size_t n, unsigned seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (size_t i = 0; i + 8 <= n; i += 8) {
-    uint64_t v = rng();
-    std::memcpy(&s[i], &v, 8);
-  }
-  WriteFile(path, s);
-}
 
 class CopyTest : public ::testing::Test {
  protected:
@@ -294,35 +285,6 @@ TEST_F(CopyTest, KilledCopyResumesAndChecks) {
 }
 
 // ---- local -> S3 -> S3 on Ceph RGW ----
-
-struct RgwEnv {
-  std::string endpoint, region, access_key, secret_key, bucket_prefix;
-};
-
-std::optional<RgwEnv> LoadRgwEnv() {
-  std::map<std::string, std::string> vars;
-  if (const char* file = std::getenv("REPRISE_TEST_S3_ENV_FILE"); file && *file) {
-    std::ifstream in(file);
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.starts_with("export ")) line.erase(0, 7);
-      size_t eq = line.find('=');
-      if (eq != std::string::npos) vars[line.substr(0, eq)] = line.substr(eq + 1);
-    }
-  }
-  auto get = [&](const std::string& name) -> std::string {
-    if (const char* v = std::getenv(name.c_str()); v && *v) return v;
-    auto it = vars.find(name);
-    return it == vars.end() ? "" : it->second;
-  };
-  RgwEnv e{get("REPRISE_TEST_S3_ENDPOINT"), get("REPRISE_TEST_S3_REGION"),
-           get("REPRISE_TEST_S3_ACCESS_KEY"), get("REPRISE_TEST_S3_SECRET_KEY"),
-           get("REPRISE_TEST_S3_BUCKET")};
-  if (e.endpoint.empty() || e.access_key.empty() || e.secret_key.empty()) return std::nullopt;
-  if (e.region.empty()) e.region = "us-east-1";
-  if (e.bucket_prefix.empty()) e.bucket_prefix = "reprise-test";
-  return e;
-}
 
 class CopyS3Test : public CopyTest {
  protected:

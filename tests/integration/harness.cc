@@ -199,4 +199,14 @@ std::string RandomText(size_t n, unsigned seed) {
   return s;
 }
 
+void WriteNoise(const std::string& path, size_t n, unsigned seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    uint64_t v = rng();
+    std::memcpy(&s[i], &v, 8);
+  }
+  WriteFile(path, s);
+}
+
 }  // namespace reprise::testing

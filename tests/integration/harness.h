@@ -50,5 +50,7 @@ class TempDir {
 
 void WriteFile(const std::string& path, const std::string& content);
 std::string RandomText(size_t n, unsigned seed);
+// Writes `n` incompressible bytes (seeded), so that packs fill up.
+void WriteNoise(const std::string& path, size_t n, unsigned seed);
 
 }  // namespace reprise::testing

@@ -24,6 +24,7 @@
 
 #include "fault_proxy.h"
 #include "harness.h"
+#include "rgw_env.h"
 #include "storage/s3/s3_storage.h"
 
 namespace reprise::testing {
@@ -34,35 +35,6 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using Clock = std::chrono::steady_clock;
 
-struct RgwEnv {
-  std::string endpoint, region, access_key, secret_key, bucket_prefix;
-};
-
-std::optional<RgwEnv> LoadRgwEnv() {
-  std::map<std::string, std::string> vars;
-  if (const char* file = std::getenv("REPRISE_TEST_S3_ENV_FILE"); file && *file) {
-    std::ifstream in(file);
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.starts_with("export ")) line.erase(0, 7);
-      size_t eq = line.find('=');
-      if (eq != std::string::npos) vars[line.substr(0, eq)] = line.substr(eq + 1);
-    }
-  }
-  auto get = [&](const std::string& name) -> std::string {
-    if (const char* v = std::getenv(name.c_str()); v && *v) return v;
-    auto it = vars.find(name);
-    return it == vars.end() ? "" : it->second;
-  };
-  RgwEnv e{get("REPRISE_TEST_S3_ENDPOINT"), get("REPRISE_TEST_S3_REGION"),
-           get("REPRISE_TEST_S3_ACCESS_KEY"), get("REPRISE_TEST_S3_SECRET_KEY"),
-           get("REPRISE_TEST_S3_BUCKET")};
-  if (e.endpoint.empty() || e.access_key.empty() || e.secret_key.empty()) return std::nullopt;
-  if (e.region.empty()) e.region = "us-east-1";
-  if (e.bucket_prefix.empty()) e.bucket_prefix = "reprise-test";
-  return e;
-}
-
 // "http://127.0.0.1:7480" -> 7480; 0 when it is not a loopback http endpoint with a port.
 uint16_t LoopbackPort(const std::string& endpoint) {
   const std::string head = "http://127.0.0.1:";
@@ -70,16 +42,6 @@ uint16_t LoopbackPort(const std::string& endpoint) {
   return static_cast<uint16_t>(std::atoi(endpoint.c_str() + head.size()));
 }
 
-// Incompressible bytes, so that packs fill up.
-void WriteNoise(const std::string& path, size_t n, unsigned seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (size_t i = 0; i + 8 <= n; i += 8) {
-    uint64_t v = rng();
-    std::memcpy(&s[i], &v, 8);
-  }
-  WriteFile(path, s);
-}
 
 nlohmann::json Json(const RunResult& r) {
   auto j = nlohmann::json::parse(r.out, nullptr, false);

@@ -28,6 +28,7 @@
 
 #include "common/clock.h"
 #include "harness.h"
+#include "rgw_env.h"
 #include "storage/retry_storage.h"
 #include "storage/s3/http.h"
 #include "storage/s3/sigv4.h"
@@ -41,44 +42,9 @@
 namespace reprise {
 namespace {
 
-struct RgwEnv {
-  std::string endpoint, region, access_key, secret_key, other_access_key, other_secret_key;
-  std::string bucket_prefix;
-};
-
-constexpr char kSkipReason[] =
-    "no S3 server to test against: run `tests/services/rgw-start.sh DIR` and then either "
-    "`source DIR/env` or set REPRISE_TEST_S3_ENV_FILE=DIR/env (needs Ceph: apt-get install "
-    "ceph-mon ceph-osd radosgw ceph-common)";
-
-std::optional<RgwEnv> LoadRgwEnv() {
-  std::map<std::string, std::string> vars;
-  if (const char* file = std::getenv("REPRISE_TEST_S3_ENV_FILE"); file && *file) {
-    std::ifstream in(file);
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.starts_with("export ")) line.erase(0, 7);
-      size_t eq = line.find('=');
-      if (eq != std::string::npos) vars[line.substr(0, eq)] = line.substr(eq + 1);
-    }
-  }
-  auto get = [&](const std::string& name) -> std::string {
-    if (const char* v = std::getenv(name.c_str()); v && *v) return v;
-    auto it = vars.find(name);
-    return it == vars.end() ? "" : it->second;
-  };
-  RgwEnv e{get("REPRISE_TEST_S3_ENDPOINT"),
-           get("REPRISE_TEST_S3_REGION"),
-           get("REPRISE_TEST_S3_ACCESS_KEY"),
-           get("REPRISE_TEST_S3_SECRET_KEY"),
-           get("REPRISE_TEST_S3_OTHER_ACCESS_KEY"),
-           get("REPRISE_TEST_S3_OTHER_SECRET_KEY"),
-           get("REPRISE_TEST_S3_BUCKET")};
-  if (e.endpoint.empty() || e.access_key.empty() || e.secret_key.empty()) return std::nullopt;
-  if (e.region.empty()) e.region = "us-east-1";
-  if (e.bucket_prefix.empty()) e.bucket_prefix = "reprise-test";
-  return e;
-}
+using testing::kRgwSkipReason;
+using testing::LoadRgwEnv;
+using testing::RgwEnv;
 
 const std::optional<RgwEnv>& Env() {
   static const std::optional<RgwEnv> env = LoadRgwEnv();
@@ -189,7 +155,7 @@ s3::HttpResponse RawRequest(const std::string& method, const std::string& path,
 class S3RgwTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!Env()) GTEST_SKIP() << kSkipReason;
+    if (!Env()) GTEST_SKIP() << kRgwSkipReason;
     BucketCleanup::used_ = true;
     bucket_ = SharedBucket();
     prefix_ = "s3test/" + RandomHex(12);

@@ -1,0 +1,38 @@
+#include "rgw_env.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+
+namespace reprise::testing {
+
+std::optional<RgwEnv> LoadRgwEnv() {
+  std::map<std::string, std::string> vars;
+  if (const char* file = std::getenv("REPRISE_TEST_S3_ENV_FILE"); file && *file) {
+    std::ifstream in(file);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.starts_with("export ")) line.erase(0, 7);
+      size_t eq = line.find('=');
+      if (eq != std::string::npos) vars[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+  }
+  auto get = [&](const std::string& name) -> std::string {
+    if (const char* v = std::getenv(name.c_str()); v && *v) return v;
+    auto it = vars.find(name);
+    return it == vars.end() ? "" : it->second;
+  };
+  RgwEnv e{get("REPRISE_TEST_S3_ENDPOINT"),
+           get("REPRISE_TEST_S3_REGION"),
+           get("REPRISE_TEST_S3_ACCESS_KEY"),
+           get("REPRISE_TEST_S3_SECRET_KEY"),
+           get("REPRISE_TEST_S3_OTHER_ACCESS_KEY"),
+           get("REPRISE_TEST_S3_OTHER_SECRET_KEY"),
+           get("REPRISE_TEST_S3_BUCKET")};
+  if (e.endpoint.empty() || e.access_key.empty() || e.secret_key.empty()) return std::nullopt;
+  if (e.region.empty()) e.region = "us-east-1";
+  if (e.bucket_prefix.empty()) e.bucket_prefix = "reprise-test";
+  return e;
+}
+
+}  // namespace reprise::testing

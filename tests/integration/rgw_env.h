@@ -1,0 +1,24 @@
+// Where the S3 tests find their Ceph RGW: tests/services/rgw-start.sh writes DIR/env, and
+// REPRISE_TEST_S3_ENV_FILE=DIR/env (or the same variables in the environment) points at it.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace reprise::testing {
+
+struct RgwEnv {
+  std::string endpoint, region, access_key, secret_key;
+  std::string other_access_key, other_secret_key;  // a second user, for access-denied tests
+  std::string bucket_prefix;
+};
+
+// Null when no server is configured: the tests then skip, saying kRgwSkipReason.
+std::optional<RgwEnv> LoadRgwEnv();
+
+inline constexpr char kRgwSkipReason[] =
+    "no S3 server to test against: run `tests/services/rgw-start.sh DIR` and then either "
+    "`source DIR/env` or set REPRISE_TEST_S3_ENV_FILE=DIR/env (needs Ceph: apt-get install "
+    "ceph-mon ceph-osd radosgw ceph-common)";
+
+}  // namespace reprise::testing

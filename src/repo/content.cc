@@ -341,18 +341,20 @@ Status RepoRestoreSource::ReadContent(const nlohmann::json& content,
 Status VisitPointBlobs(Repository& repo, const PointComponent& component,
                        const std::function<void(const Id&, BlobType)>& visit) {
   for (const Id& tree : component.manifest) visit(tree, BlobType::kTree);
-  ThreadPool unused(1, 1);
-  RepoRestoreSource source(repo, component, unused);
-  return source.ForEachEntry([&](const nlohmann::json& entry) -> Status {
-    auto it = entry.find("contents");
-    if (it == entry.end()) return Status::Ok();
+  auto cursor = OpenManifest(repo, component.manifest);
+  for (;;) {
+    auto entry = cursor->Next();
+    if (!entry.ok())
+      return entry.status().WithContext("manifest of component '" + component.name + "'");
+    if (!*entry) return Status::Ok();
+    auto it = (*entry)->find("contents");
+    if (it == (*entry)->end()) continue;
     if (!it->is_array()) return Corruption("manifest entry has a bad 'contents'");
     for (const auto& list : *it) {
       ASSIGN_OR_RETURN(Content c, ContentFromJson(list));
       for (const auto& ch : c.chunks) visit(ch.id, BlobType::kData);
     }
-    return Status::Ok();
-  });
+  }
 }
 
 }  // namespace reprise

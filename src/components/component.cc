@@ -6,6 +6,7 @@
 namespace reprise {
 
 nlohmann::json ContentToJson(const Content& content) {
+  if (content.map) return nlohmann::json{{"map", content.map->Hex()}, {"size", content.size}};
   nlohmann::json list = nlohmann::json::array();
   for (const ChunkRef& chunk : content.chunks) {
     list.push_back(nlohmann::json::array({chunk.id.Hex(), chunk.length}));
@@ -41,6 +42,18 @@ Result<ChunkRef> ChunkRefFromJson(const nlohmann::json& pair, size_t index) {
 }  // namespace
 
 Result<Content> ContentFromJson(const nlohmann::json& j) {
+  if (j.is_object()) {
+    auto map = j.find("map");
+    auto size = j.find("size");
+    if (map == j.end() || !map->is_string() || size == j.end() || !size->is_number_unsigned())
+      return Corruption("content is an object but not a block map reference {map, size}");
+    Result<Id> id = Id::FromHex(map->get_ref<const std::string&>());
+    if (!id.ok()) return Corruption("block map reference has a bad id: " + id.status().message());
+    Content content;
+    content.map = *id;
+    content.size = size->get<uint64_t>();
+    return content;
+  }
   if (!j.is_array()) return Corruption("content list is not a JSON array");
   Content content;
   content.chunks.reserve(j.size());

@@ -33,6 +33,22 @@ struct ChunkRef {
 struct Content {
   std::vector<ChunkRef> chunks;
   uint64_t size = 0;
+  // Fixed-block contents are recorded as a block map blob (docs/repository-format.md, "Block
+  // maps") whose id is this; in the manifest they read {"map": <id hex>, "size": n}. Parsed
+  // back from a manifest, such a content has `map` set and `chunks` empty until resolved
+  // (RestoreSource::Resolve).
+  std::optional<Id> map;
+};
+
+// How a content stream is cut.
+struct ContentOptions {
+  // Cut into blocks of exactly this many bytes (the last may be shorter) instead of
+  // content-defined chunks, and record them in a block map. For files that change in place
+  // at fixed offsets (database pages): a changed page costs one block, not a whole chunk.
+  uint32_t fixed_block = 0;
+  // With fixed_block: the same object's content in the previous point (its {"map": ...}), or
+  // null. The new map then records only the blocks that differ from it.
+  nlohmann::json previous;
 };
 nlohmann::json ContentToJson(const Content& content);
 Result<Content> ContentFromJson(const nlohmann::json& j);
@@ -83,6 +99,10 @@ class BackupSink {
   // A content already stored (reused from a previous entry), as a future for AddEntry.
   static ContentFuture Ready(Content content);
   virtual std::unique_ptr<ContentWriter> NewContent() = 0;
+  // A stream cut as `options` say. Sinks without block maps cut it as NewContent() does.
+  virtual std::unique_ptr<ContentWriter> NewContent(const ContentOptions& options) {
+    return NewContent();
+  }
   // Appends an entry; `contents` become entry["contents"] once resolved, in order.
   virtual Status AddEntry(nlohmann::json entry, std::vector<ContentFuture> contents) = 0;
   // Appends an entry that another thread is still producing; it keeps its place in the order.
@@ -104,6 +124,17 @@ class RestoreSource {
   // returns kCorruption naming the blob and its pack, after having passed only good bytes.
   virtual Status ReadContent(const nlohmann::json& content,
                              const std::function<Status(ByteView)>& sink) = 0;
+  // The chunks of a content list in order, block maps resolved (for delta restore).
+  virtual Result<Content> Resolve(const nlohmann::json& content) {
+    return ContentFromJson(content);
+  }
+  // The id a chunk holding exactly `data` has in this repository: lets a component compare
+  // what is already on disk with a chunk before fetching it.
+  virtual std::optional<Id> ChunkIdOf(ByteView data) { return std::nullopt; }
+  // One chunk's bytes, authenticated.
+  virtual Result<Bytes> ReadChunk(const ChunkRef& chunk) {
+    return Unimplemented("reading single chunks");
+  }
 };
 
 struct RestoreOptions {

@@ -3,6 +3,8 @@
 #include <atomic>
 #include <future>
 
+#include "repo/block_map.h"
+
 namespace reprise {
 
 namespace {
@@ -20,23 +22,68 @@ struct ContentState {
   std::atomic<int> remaining{1};  // +1 per chunk in flight, +1 until Close
   uint64_t size = 0;
   std::promise<Result<Content>> promise;
+  // Runs once every chunk is stored (fixed-block streams: writes the block map).
+  std::function<Result<Content>(Content)> finish;
 
   void Done() {
     if (remaining.fetch_sub(1) != 1) return;
     std::lock_guard lk(mu);
     if (!error.ok()) {
       promise.set_value(error);
+      return;
+    }
+    Content content{.chunks = std::move(chunks), .size = size};
+    if (finish) {
+      promise.set_value(finish(std::move(content)));
     } else {
-      promise.set_value(Content{.chunks = std::move(chunks), .size = size});
+      promise.set_value(std::move(content));
     }
   }
 };
 
+// Writes the block map of a fixed-block stream, as a delta against the previous point's map
+// of the same object when that one is still readable.
+Result<Content> FinishBlockMap(Repository& repo, uint32_t block_size,
+                               const nlohmann::json& previous, Content content) {
+  std::optional<Id> previous_id;
+  std::optional<Content> previous_content;
+  uint32_t previous_depth = 0;
+  auto reader = [&repo](const Id& id) { return repo.ReadBlob(id); };
+  if (previous.is_object()) {
+    auto parsed = ContentFromJson(previous);
+    if (parsed.ok() && parsed->map && repo.index().Has(*parsed->map)) {
+      auto resolved = ResolveBlockMap(*parsed->map, reader, &previous_depth);
+      if (resolved.ok()) {
+        previous_id = parsed->map;
+        previous_content = std::move(*resolved);
+      }
+    }
+  }
+  BlockMap map = MakeBlockMap(block_size, content.size, content.chunks, previous_id,
+                              previous_content ? &*previous_content : nullptr, previous_depth);
+  if (map.base && map.entries.empty() && previous_content &&
+      previous_content->size == content.size) {
+    content.map = previous_id;  // nothing changed: the previous map says it all
+    return content;
+  }
+  Bytes bytes = EncodeBlockMap(map);
+  Id id = BlobIdOf(repo.key().id, bytes);
+  RETURN_IF_ERROR(repo.SaveBlob(BlobType::kTree, id, bytes).status());
+  content.map = id;
+  return content;
+}
+
 class RepoContentWriter final : public ContentWriter {
  public:
-  RepoContentWriter(Repository& repo, ThreadPool& pool)
-      : repo_(repo), pool_(pool), state_(std::make_shared<ContentState>()) {
+  RepoContentWriter(Repository& repo, ThreadPool& pool, const ContentOptions& options = {})
+      : repo_(repo), pool_(pool), state_(std::make_shared<ContentState>()),
+        block_(options.fixed_block) {
     future_ = state_->promise.get_future().share();
+    if (block_ > 0) {
+      state_->finish = [repo = &repo_, block = block_, previous = options.previous](Content c) {
+        return FinishBlockMap(*repo, block, previous, std::move(c));
+      };
+    }
   }
   ~RepoContentWriter() override {
     if (!closed_) (void)Close();
@@ -65,6 +112,7 @@ class RepoContentWriter final : public ContentWriter {
   // one more bytes would give (the first match wins), so this needs no lookahead; what is
   // left is less than one chunk, rescanned on the next call (scanning is cheap next to zstd).
   void Cut(bool eof) {
+    if (block_ > 0) return CutBlocks(eof);
     size_t pos = 0;
     while (pos < buf_.size()) {
       size_t n = repo_.chunker().Next(ByteView(buf_).subspan(pos), eof);
@@ -95,12 +143,56 @@ class RepoContentWriter final : public ContentWriter {
     });
   }
 
+  // Fixed blocks, submitted in groups (one pool job per group, not per 8 KiB block).
+  void CutBlocks(bool eof) {
+    const size_t group = std::max<size_t>(block_, (1 << 20) / block_ * block_);
+    size_t pos = 0;
+    while (buf_.size() - pos >= group || (eof && pos < buf_.size())) {
+      size_t n = std::min(group, buf_.size() - pos);
+      SubmitGroup(Bytes(buf_.begin() + pos, buf_.begin() + pos + n));
+      pos += n;
+    }
+    buf_.erase(buf_.begin(), buf_.begin() + pos);
+  }
+
+  void SubmitGroup(Bytes data) {
+    size_t first;
+    const size_t count = (data.size() + block_ - 1) / block_;
+    {
+      std::lock_guard lk(state_->mu);
+      first = state_->chunks.size();
+      for (size_t i = 0; i < count; ++i) {
+        size_t len = std::min<size_t>(block_, data.size() - i * block_);
+        state_->chunks.push_back(ChunkRef{.id = Id{}, .length = static_cast<uint32_t>(len)});
+      }
+    }
+    state_->remaining++;
+    pool_.Submit([repo = &repo_, state = state_, first, block = block_, data = std::move(data)] {
+      Status error;
+      std::vector<Id> ids;
+      for (size_t off = 0; off < data.size(); off += block) {
+        ByteView b = ByteView(data).subspan(off, std::min<size_t>(block, data.size() - off));
+        Id id = BlobIdOf(repo->key().id, b);
+        auto saved = repo->SaveBlob(BlobType::kData, id, b);
+        if (!saved.ok() && error.ok()) error = saved.status();
+        ids.push_back(id);
+      }
+      {
+        std::lock_guard lk(state->mu);
+        if (!error.ok() && state->error.ok()) state->error = error;
+        for (size_t i = 0; i < ids.size(); ++i) state->chunks[first + i].id = ids[i];
+      }
+      state->Done();
+    });
+  }
+
   Repository& repo_;
   ThreadPool& pool_;
   std::shared_ptr<ContentState> state_;
   ContentFuture future_;
   Bytes buf_;
   bool closed_ = false;
+  uint32_t block_ = 0;
 };
 
 class RepoManifestCursor final : public ManifestCursor {
@@ -159,6 +251,7 @@ std::unique_ptr<ManifestCursor> RepoBackupSink::Previous() {
 
 bool RepoBackupSink::Reusable(const nlohmann::json& content) {
   auto c = ContentFromJson(content);
+  if (c.ok() && c->map) return false;  // block maps are compared block by block instead
   if (!c.ok()) return false;
   for (const auto& ch : c->chunks)
     if (!repo_.index().Has(ch.id)) return false;
@@ -182,6 +275,10 @@ RepoBackupSink::~RepoBackupSink() {
 
 std::unique_ptr<ContentWriter> RepoBackupSink::NewContent() {
   return std::make_unique<RepoContentWriter>(repo_, pool_);
+}
+
+std::unique_ptr<ContentWriter> RepoBackupSink::NewContent(const ContentOptions& options) {
+  return std::make_unique<RepoContentWriter>(repo_, pool_, options);
 }
 
 Status BackupSink::AddEntryLater(EntryFuture entry) {
@@ -302,9 +399,34 @@ Status RepoRestoreSource::ForEachEntry(const std::function<Status(const nlohmann
   }
 }
 
+Result<Content> RepoRestoreSource::Resolve(const nlohmann::json& content) {
+  ASSIGN_OR_RETURN(Content c, ContentFromJson(content));
+  if (!c.map) return c;
+  ASSIGN_OR_RETURN(Content resolved,
+                   ResolveBlockMap(*c.map, [this](const Id& id) { return repo_.ReadBlob(id); }));
+  if (resolved.size != c.size)
+    return Corruption("block map '" + c.map->Short() + "' has size " +
+                      std::to_string(resolved.size) + ", the manifest says " +
+                      std::to_string(c.size));
+  return resolved;
+}
+
+std::optional<Id> RepoRestoreSource::ChunkIdOf(ByteView data) {
+  return BlobIdOf(repo_.key().id, data);
+}
+
+Result<Bytes> RepoRestoreSource::ReadChunk(const ChunkRef& chunk) {
+  ASSIGN_OR_RETURN(Bytes data, repo_.ReadBlob(chunk.id));
+  if (data.size() != chunk.length)
+    return Corruption("blob '" + chunk.id.Short() + "' has length " + std::to_string(data.size()) +
+                      ", the manifest says " + std::to_string(chunk.length));
+  bytes_read_ += data.size();
+  return data;
+}
+
 Status RepoRestoreSource::ReadContent(const nlohmann::json& content,
                                       const std::function<Status(ByteView)>& sink) {
-  ASSIGN_OR_RETURN(Content c, ContentFromJson(content));
+  ASSIGN_OR_RETURN(Content c, Resolve(content));
   std::deque<std::future<Result<Bytes>>> window;
   size_t next = 0;
   auto fill = [&] {
@@ -341,6 +463,7 @@ Status RepoRestoreSource::ReadContent(const nlohmann::json& content,
 Status VisitPointBlobs(Repository& repo, const PointComponent& component,
                        const std::function<void(const Id&, BlobType)>& visit) {
   for (const Id& tree : component.manifest) visit(tree, BlobType::kTree);
+  std::unordered_set<Id, IdHash> maps_seen;
   auto cursor = OpenManifest(repo, component.manifest);
   for (;;) {
     auto entry = cursor->Next();
@@ -352,6 +475,14 @@ Status VisitPointBlobs(Repository& repo, const PointComponent& component,
     if (!it->is_array()) return Corruption("manifest entry has a bad 'contents'");
     for (const auto& list : *it) {
       ASSIGN_OR_RETURN(Content c, ContentFromJson(list));
+      if (c.map) {
+        RETURN_IF_ERROR(VisitBlockMap(
+            *c.map, [&repo](const Id& id) { return repo.ReadBlob(id); },
+            [&maps_seen](const Id& id) { return !maps_seen.insert(id).second; },
+            [&visit](const Id& id) { visit(id, BlobType::kTree); },
+            [&visit](const ChunkRef& ch) { visit(ch.id, BlobType::kData); }));
+        continue;
+      }
       for (const auto& ch : c.chunks) visit(ch.id, BlobType::kData);
     }
   }

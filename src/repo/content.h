@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "common/thread_pool.h"
@@ -29,6 +30,7 @@ class RepoBackupSink final : public BackupSink {
   ~RepoBackupSink() override;
 
   std::unique_ptr<ContentWriter> NewContent() override;
+  std::unique_ptr<ContentWriter> NewContent(const ContentOptions& options) override;
   Status AddEntry(nlohmann::json entry, std::vector<ContentFuture> contents) override;
   Status AddEntryLater(EntryFuture entry) override;
   void Warn(std::string message) override;
@@ -77,6 +79,9 @@ class RepoRestoreSource final : public RestoreSource {
   Status ForEachEntry(const std::function<Status(const nlohmann::json&)>& fn) override;
   Status ReadContent(const nlohmann::json& content,
                      const std::function<Status(ByteView)>& sink) override;
+  Result<Content> Resolve(const nlohmann::json& content) override;
+  std::optional<Id> ChunkIdOf(ByteView data) override;
+  Result<Bytes> ReadChunk(const ChunkRef& chunk) override;
   uint64_t bytes_read() const { return bytes_read_; }
 
  private:

@@ -1,3 +1,6 @@
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <fstream>
 #include <sstream>
 
@@ -68,22 +71,48 @@ void AddKeyCommand(CLI::App& app, Context& ctx, Action* run) {
       for (const auto& k : *keys) {
         bool current = k.id == (*repo)->key_id();
         out.push_back({{"id", k.id.Hex()}, {"current", current}, {"created", k.created},
-                       {"host", k.host}, {"user", k.user}});
+                       {"host", k.host}, {"user", k.user}, {"kdf", k.kdf_name}});
         ctx.Say(std::string(current ? "* " : "  ") + k.id.Short() + "  " +
-                k.created.substr(0, 19) + "  " + k.user + "@" + k.host);
+                k.created.substr(0, 19) + "  " + k.user + "@" + k.host +
+                (k.kdf_name == "hmac-sha256" ? "  (generated key file)" : ""));
       }
       if (ctx.opts.json) ctx.PrintJson(out);
       return kExitOk;
     };
   });
 
-  auto* add = cmd->add_subcommand("add", "add a passphrase");
+  auto generate = std::make_shared<std::string>();
+  auto* add = cmd->add_subcommand("add", "add a passphrase, or a generated key file");
   add->add_option("--new-password-file", *new_file, "file holding the new passphrase");
-  add->callback([&ctx, run, new_file] {
-    *run = [&ctx, new_file]() -> int {
+  add->add_option("--generate-key-file", *generate,
+                  "write a new random 256-bit key secret to this file (mode 0600, must not "
+                  "exist) and add a key for it: it opens the repository without the slow "
+                  "passphrase KDF, for wal-push in archive_command");
+  add->callback([&ctx, run, new_file, generate] {
+    *run = [&ctx, new_file, generate]() -> int {
       auto repo = ctx.OpenRepo();
       if (!repo.ok()) return ctx.Fail(repo.status());
-      auto id = AddNewKey(ctx, **repo, *new_file);
+      Result<Id> id = Id{};
+      if (!generate->empty()) {
+        if (!new_file->empty())
+          return ctx.Fail(InvalidArgument("--generate-key-file and --new-password-file exclude "
+                                          "each other"));
+        std::string secret = GenerateKeySecret();
+        int fd = ::open(generate->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0) return ctx.Fail(ErrnoError("creating key file", *generate, errno));
+        std::string line = secret + "\n";
+        bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+                  ::fsync(fd) == 0;
+        ::close(fd);
+        if (!ok) {
+          ::unlink(generate->c_str());
+          return ctx.Fail(ErrnoError("writing key file", *generate, errno));
+        }
+        id = AddGeneratedKeyFile((*repo)->storage(), (*repo)->key(), secret, ctx.clock);
+        if (!id.ok()) ::unlink(generate->c_str());
+      } else {
+        id = AddNewKey(ctx, **repo, *new_file);
+      }
       if (!id.ok()) return ctx.Fail(id.status());
       if (ctx.opts.json) ctx.PrintJson({{"id", id->Hex()}});
       ctx.Say("added key " + id->Short());

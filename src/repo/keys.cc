@@ -1,5 +1,7 @@
 #include "repo/keys.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "common/sysinfo.h"
@@ -33,6 +35,7 @@ Result<nlohmann::json> ParseKeyFile(ByteView file) {
   if (j.is_discarded() || !j.is_object()) return Corruption("key file is not JSON");
   for (const char* f : {"kdf", "salt", "data"})
     if (!j.contains(f) || !j[f].is_string()) return Corruption(std::string("key file lacks '") + f + "'");
+  if (j["kdf"] == "hmac-sha256") return j;
   for (const char* f : {"n", "r", "p"})
     if (!j.contains(f) || !j[f].is_number_unsigned())
       return Corruption(std::string("key file lacks '") + f + "'");
@@ -40,7 +43,10 @@ Result<nlohmann::json> ParseKeyFile(ByteView file) {
   return j;
 }
 
+constexpr std::string_view kSecretPrefix = "reprise-key-v1:";
+
 ScryptParams KdfOf(const nlohmann::json& j) {
+  if (j["kdf"] != "scrypt") return ScryptParams{.n = 0, .r = 0, .p = 0};
   return ScryptParams{.n = j["n"].get<uint64_t>(), .r = j["r"].get<uint32_t>(),
                       .p = j["p"].get<uint32_t>()};
 }
@@ -69,21 +75,79 @@ Result<Id> AddKeyFile(Storage& storage, const MasterKey& master, std::string_vie
   return id;
 }
 
+std::string GenerateKeySecret() {
+  return std::string(kSecretPrefix) + Base64Encode(RandomBytes(32));
+}
+
+bool IsGeneratedKeySecret(std::string_view secret) {
+  if (secret.substr(0, kSecretPrefix.size()) != kSecretPrefix) return false;
+  auto raw = Base64Decode(secret.substr(kSecretPrefix.size()));
+  return raw.ok() && raw->size() == 32;
+}
+
+Result<Id> AddGeneratedKeyFile(Storage& storage, const MasterKey& master, std::string_view secret,
+                               const Clock& clock) {
+  if (!IsGeneratedKeySecret(secret))
+    return InvalidArgument("not a generated key secret: only secrets made by 'reprise key add "
+                           "--generate-key-file' may skip the passphrase KDF");
+  Bytes salt = RandomBytes(32);
+  Key256 salt_key;
+  std::copy(salt.begin(), salt.end(), salt_key.begin());
+  Key256 wrap = HmacSha256(salt_key, AsBytes(secret));
+  std::string plain = MasterToJson(master).dump();
+  Bytes sealed = Seal(wrap, AsBytes(plain), AsBytes(kAadKey));
+  nlohmann::json j = {{"version", kFormatVersion},
+                      {"created", FormatRfc3339(clock.NowUnixNanos())},
+                      {"host", HostName()},
+                      {"user", UserName()},
+                      {"kdf", "hmac-sha256"},
+                      {"salt", Base64Encode(salt)},
+                      {"data", Base64Encode(sealed)}};
+  std::string text = j.dump(2) + "\n";
+  Id id = Sha256(AsBytes(text));
+  RETURN_IF_ERROR(storage.Put(KeyFileKey(id), AsBytes(text)));
+  return id;
+}
+
 Result<std::pair<Id, MasterKey>> OpenWithPassphrase(Storage& storage, std::string_view passphrase) {
   ASSIGN_OR_RETURN(auto objects, storage.List(std::string(kKeysDir)));
   if (objects.empty())
     return NotFound("no key files in '" + storage.Location() +
                     "': it is not a reprise repository. HINT: create one with 'reprise init'");
-  size_t tried = 0;
+  struct Slot {
+    std::string key;
+    nlohmann::json j;
+  };
+  std::vector<Slot> slots;
   for (const auto& o : objects) {
     ASSIGN_OR_RETURN(Bytes file, storage.Get(o.key));
     auto j = ParseKeyFile(file);
     if (!j.ok()) continue;
+    slots.push_back(Slot{o.key, std::move(*j)});
+  }
+  // Generated-secret slots first: an HMAC costs nothing next to scrypt.
+  std::stable_partition(slots.begin(), slots.end(),
+                        [](const Slot& s) { return s.j["kdf"] == "hmac-sha256"; });
+  const bool generated = IsGeneratedKeySecret(passphrase);
+  size_t tried = 0;
+  for (const auto& slot : slots) {
+    const auto& o = slot;
+    const nlohmann::json* j = &slot.j;
+    const bool hmac = slot.j["kdf"] == "hmac-sha256";
+    if (hmac && !generated) continue;
     ++tried;
     auto salt = Base64Decode((*j)["salt"].get<std::string>());
     auto data = Base64Decode((*j)["data"].get<std::string>());
     if (!salt.ok() || !data.ok()) continue;
-    ASSIGN_OR_RETURN(Key256 wrap, DeriveKey(passphrase, *salt, KdfOf(*j)));
+    Key256 wrap;
+    if (hmac) {
+      if (salt->size() != 32) continue;
+      Key256 salt_key;
+      std::copy(salt->begin(), salt->end(), salt_key.begin());
+      wrap = HmacSha256(salt_key, AsBytes(passphrase));
+    } else {
+      ASSIGN_OR_RETURN(wrap, DeriveKey(passphrase, *salt, KdfOf(*j)));
+    }
     auto secret = Open(wrap, *data, AsBytes(kAadKey));
     if (!secret.ok()) continue;
     auto mj = nlohmann::json::parse(secret->begin(), secret->end(), nullptr, false);
@@ -110,6 +174,7 @@ Result<std::vector<KeyInfo>> ListKeyFiles(Storage& storage) {
     k.host = j.value("host", "");
     k.user = j.value("user", "");
     k.kdf = KdfOf(j);
+    k.kdf_name = j["kdf"].get<std::string>();
     out.push_back(std::move(k));
   }
   return out;

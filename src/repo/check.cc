@@ -9,6 +9,7 @@
 
 #include "common/thread_pool.h"
 #include "repo/content.h"
+#include "repo/wal_store.h"
 #include "repo/format.h"
 #include "repo/lock.h"
 
@@ -141,6 +142,20 @@ Result<CheckReport> CheckRepository(Repository& repo, const CheckOptions& option
       }
     }
   }
+  // WAL archives: every record opens and every blob it names is indexed.
+  Status wal = ForEachWalRecord(repo, [&](const std::string& key, const WalRecord& r) {
+    ++report.wal_files;
+    size_t missing = 0;
+    for (const auto& c : r.chunks) {
+      seen_blobs.insert(c.id);
+      if (!repo.index().Has(c.id)) ++missing;
+    }
+    if (missing)
+      report.errors.push_back("WAL record '" + key + "': " + std::to_string(missing) +
+                              " blob(s) missing");
+    return Status::Ok();
+  });
+  if (!wal.ok()) report.errors.push_back("WAL archive: " + wal.message());
   report.blobs = seen_blobs.size();
 
   // Data: read and authenticate packs.

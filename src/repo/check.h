@@ -24,7 +24,7 @@ struct CheckReport {
   std::vector<std::string> warnings;  // harmless: stale locks, unreferenced packs
   std::vector<Id> damaged_packs;
   std::vector<Point> affected_points;
-  uint64_t packs = 0, packs_read = 0, bytes_read = 0, points = 0, blobs = 0;
+  uint64_t packs = 0, packs_read = 0, bytes_read = 0, points = 0, blobs = 0, wal_files = 0;
   bool ok() const { return errors.empty(); }
 };
 

@@ -19,6 +19,7 @@ inline constexpr std::string_view kDataDir = "data/";
 inline constexpr std::string_view kIndexDir = "index/";
 inline constexpr std::string_view kPointsDir = "points/";
 inline constexpr std::string_view kLocksDir = "locks/";
+inline constexpr std::string_view kWalDir = "wal/";  // wal/<component>/<file name>
 
 inline std::string PackKey(const Id& id) {
   std::string hex = id.Hex();
@@ -35,6 +36,7 @@ inline constexpr std::string_view kAadKey = "reprise-key-v1";
 inline constexpr std::string_view kAadIndex = "reprise-index-v1";
 inline constexpr std::string_view kAadPoint = "reprise-point-v1";
 inline constexpr std::string_view kAadLock = "reprise-lock-v1";
+inline constexpr std::string_view kAadWal = "reprise-wal-v1";
 inline constexpr std::string_view kAadPackHeader = "reprise-pack-header-v1";
 
 enum class BlobType : uint8_t { kData = 0, kTree = 1 };

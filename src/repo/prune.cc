@@ -6,6 +6,7 @@
 #include "repo/format.h"
 #include "repo/pack.h"
 #include "repo/pack_writer.h"
+#include "repo/wal_store.h"
 
 namespace reprise {
 
@@ -46,6 +47,17 @@ Result<PruneReport> PruneRepository(Repository& repo, const PruneOptions& option
                                   "', which no index lists. HINT: run 'reprise check'");
     }
   }
+
+  // WAL archives are roots too: every archived WAL file keeps its blobs.
+  RETURN_IF_ERROR(ForEachWalRecord(repo, [&](const std::string& key, const WalRecord& r) {
+    for (const auto& c : r.chunks) {
+      if (!repo.index().Has(c.id))
+        return FailedPrecondition("refusing to prune: WAL record '" + key + "' needs blob '" +
+                                  c.id.Short() + "', which no index lists. HINT: run 'reprise check'");
+      used.insert(c.id);
+    }
+    return Status::Ok();
+  }).WithContext("reading the WAL archive"));
 
   // Sweep plan. A blob kept in two packs counts in the one the index resolves to.
   auto packs = repo.index().Packs();

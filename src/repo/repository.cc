@@ -255,6 +255,10 @@ Result<Id> Repository::WriteIndexFile(const std::vector<IndexPack>& packs) {
 
 Result<Bytes> Repository::ReadBlob(const Id& id) {
   ASSIGN_OR_RETURN(BlobLocation loc, index_.Find(id));
+  return ReadBlobAt(id, loc);
+}
+
+Result<Bytes> Repository::ReadBlobAt(const Id& id, const BlobLocation& loc) {
   auto sealed = storage_->GetRange(PackKey(loc.pack), loc.offset, loc.length);
   if (!sealed.ok())
     return sealed.status().WithContext("reading blob '" + id.Short() + "' from pack '" +

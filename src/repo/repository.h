@@ -79,6 +79,9 @@ class Repository {
   // every blob saved so far is durable and findable.
   Status Flush();
   Result<Bytes> ReadBlob(const Id& id);
+  // Reads a blob from where `loc` says, without the index (WAL fetch keeps locations in its
+  // records). Fails (never returns wrong bytes) when the blob is not there any more.
+  Result<Bytes> ReadBlobAt(const Id& id, const BlobLocation& loc);
   WriteStats& write_stats() { return stats_; }
 
   // Small sealed JSON files (points, locks).

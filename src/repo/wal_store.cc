@@ -1,0 +1,223 @@
+#include "repo/wal_store.h"
+
+#include <future>
+
+#include "common/sysinfo.h"
+#include "repo/compress.h"
+#include "repo/format.h"
+
+namespace reprise {
+
+namespace {
+
+nlohmann::json LocationToJson(const BlobLocation& l) {
+  return nlohmann::json::array({l.pack.Hex(), l.offset, l.length, l.raw_length});
+}
+
+}  // namespace
+
+nlohmann::json WalRecordToJson(const WalRecord& r) {
+  nlohmann::json chunks = nlohmann::json::array(), at = nlohmann::json::array();
+  for (const auto& c : r.chunks) chunks.push_back(nlohmann::json::array({c.id.Hex(), c.length}));
+  for (const auto& l : r.at) at.push_back(LocationToJson(l));
+  return {{"name", r.name},     {"size", r.size},       {"sha256", r.sha256.Hex()},
+          {"time_ns", r.time_ns}, {"host", r.host},     {"partial", r.partial},
+          {"chunks", chunks},   {"at", at}};
+}
+
+Result<WalRecord> WalRecordFromJson(const nlohmann::json& j) {
+  try {
+    WalRecord r;
+    r.name = j.at("name").get<std::string>();
+    r.size = j.at("size").get<uint64_t>();
+    ASSIGN_OR_RETURN(r.sha256, Id::FromHex(j.at("sha256").get<std::string>()));
+    r.time_ns = j.at("time_ns").get<int64_t>();
+    r.host = j.value("host", "");
+    r.partial = j.value("partial", false);
+    uint64_t total = 0;
+    for (const auto& c : j.at("chunks")) {
+      ChunkRef ref;
+      ASSIGN_OR_RETURN(ref.id, Id::FromHex(c.at(0).get<std::string>()));
+      ref.length = c.at(1).get<uint32_t>();
+      total += ref.length;
+      r.chunks.push_back(ref);
+    }
+    if (total != r.size) return Corruption("WAL record: chunk lengths do not add up to its size");
+    for (const auto& l : j.at("at")) {
+      BlobLocation loc;
+      ASSIGN_OR_RETURN(loc.pack, Id::FromHex(l.at(0).get<std::string>()));
+      loc.offset = l.at(1).get<uint64_t>();
+      loc.length = l.at(2).get<uint32_t>();
+      loc.raw_length = l.at(3).get<uint32_t>();
+      r.at.push_back(loc);
+    }
+    if (!r.at.empty() && r.at.size() != r.chunks.size())
+      return Corruption("WAL record: locations do not match its chunks");
+    return r;
+  } catch (const nlohmann::json::exception& e) {
+    return Corruption(std::string("WAL record is malformed: ") + e.what());
+  }
+}
+
+WalStore::WalStore(Repository& repo, std::string component, const Clock& clock)
+    : repo_(repo), component_(std::move(component)), clock_(clock) {}
+
+std::string WalStore::Key(const std::string& name) const {
+  return std::string(kWalDir) + component_ + "/" + name;
+}
+
+bool WalStore::Exists(const std::string& name) { return repo_.storage().Stat(Key(name)).ok(); }
+
+Result<WalRecord> WalStore::Load(const std::string& name) {
+  auto j = repo_.LoadJsonFile(Key(name), kAadWal);
+  if (!j.ok()) {
+    if (j.status().code() == Code::kNotFound)
+      return NotFound("WAL file '" + name + "' of component '" + component_ +
+                      "' is not in the archive");
+    return j.status();
+  }
+  auto r = WalRecordFromJson(*j);
+  if (!r.ok()) return r.status().WithContext("WAL file '" + name + "'");
+  if (r->name != name)
+    return Corruption("WAL record '" + Key(name) + "' names another file ('" + r->name + "')");
+  return r;
+}
+
+Result<PushOutcome> WalStore::Push(const std::string& name, ByteView data, bool partial,
+                                   ThreadPool* pool) {
+  const Id digest = Sha256(data);
+  if (!partial) {
+    auto existing = Load(name);
+    if (existing.ok()) {
+      if (existing->sha256 == digest && existing->size == data.size() && !existing->partial)
+        return PushOutcome::kAlreadyStored;
+      if (!existing->partial)
+        return FailedPrecondition(
+            "WAL file '" + name + "' is already archived for component '" + component_ +
+            "' with different content (" + std::to_string(existing->size) + " bytes, sha256 " +
+            existing->sha256.Short() + "; now " + std::to_string(data.size()) + " bytes, " +
+            digest.Short() + "). HINT: two clusters may be archiving into the same component");
+    } else if (existing.status().code() != Code::kNotFound) {
+      return existing.status();
+    }
+  }
+  WalRecord rec;
+  rec.name = name;
+  rec.size = data.size();
+  rec.sha256 = digest;
+  rec.time_ns = clock_.NowUnixNanos();
+  rec.host = HostName();
+  rec.partial = partial;
+  // Cut, then seal in parallel; every chunk is saved even if this session saw it before.
+  std::vector<ByteView> pieces;
+  for (size_t pos = 0; pos < data.size();) {
+    size_t n = repo_.chunker().Next(data.subspan(pos), true);
+    pieces.push_back(data.subspan(pos, n));
+    pos += n;
+  }
+  std::vector<std::future<Status>> saved;
+  for (ByteView piece : pieces) {
+    Id id = BlobIdOf(repo_.key().id, piece);
+    rec.chunks.push_back(ChunkRef{.id = id, .length = static_cast<uint32_t>(piece.size())});
+    auto job = std::make_shared<std::packaged_task<Status()>>([this, id, piece] {
+      return repo_.SaveBlob(BlobType::kData, id, piece).status();
+    });
+    saved.push_back(job->get_future());
+    if (pool && pieces.size() > 1) {
+      pool->Submit([job] { (*job)(); });
+    } else {
+      (*job)();
+    }
+  }
+  Status first;
+  for (auto& f : saved) {
+    Status st = f.get();
+    if (!st.ok() && first.ok()) first = st;
+  }
+  RETURN_IF_ERROR(first);
+  RETURN_IF_ERROR(repo_.Flush());
+  for (const auto& c : rec.chunks) {
+    auto loc = repo_.index().Find(c.id);
+    if (!loc.ok()) {  // known from an earlier session: no location hint
+      rec.at.clear();
+      break;
+    }
+    rec.at.push_back(*loc);
+  }
+  std::string text = WalRecordToJson(rec).dump();
+  Bytes file = Seal(repo_.key().encryption, CompressBlob(AsBytes(text), 3), AsBytes(kAadWal));
+  RETURN_IF_ERROR(repo_.storage().Put(Key(name), file).WithContext("writing WAL record"));
+  return PushOutcome::kStored;
+}
+
+Result<Bytes> WalStore::Fetch(const std::string& name) {
+  ASSIGN_OR_RETURN(WalRecord rec, Load(name));
+  Bytes out;
+  out.reserve(rec.size);
+  for (size_t i = 0; i < rec.chunks.size(); ++i) {
+    const ChunkRef& c = rec.chunks[i];
+    Result<Bytes> piece = Internal("no location");
+    if (i < rec.at.size()) piece = repo_.ReadBlobAt(c.id, rec.at[i]);
+    if (!piece.ok()) {  // moved by prune, or no hint: ask the index
+      if (!index_loaded_) {
+        RETURN_IF_ERROR(repo_.LoadIndex());
+        index_loaded_ = true;
+      }
+      piece = repo_.ReadBlob(c.id);
+    }
+    if (!piece.ok()) return piece.status().WithContext("WAL file '" + name + "'");
+    if (piece->size() != c.length)
+      return Corruption("WAL file '" + name + "': blob '" + c.id.Short() + "' has the wrong length");
+    out.insert(out.end(), piece->begin(), piece->end());
+  }
+  if (out.size() != rec.size || Sha256(out) != rec.sha256)
+    return Corruption("WAL file '" + name + "' of component '" + component_ +
+                      "' does not match its recorded SHA-256");
+  return out;
+}
+
+Result<std::vector<std::string>> WalStore::List() {
+  const std::string prefix = std::string(kWalDir) + component_ + "/";
+  ASSIGN_OR_RETURN(auto objects, repo_.storage().List(prefix));
+  std::vector<std::string> names;
+  for (const auto& o : objects) {
+    std::string rest = o.key.substr(prefix.size());
+    if (rest.empty() || rest.find('/') != std::string::npos) continue;
+    names.push_back(std::move(rest));
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+Status WalStore::Remove(const std::string& name) { return repo_.storage().Delete(Key(name)); }
+
+Result<std::vector<std::string>> WalComponents(Storage& storage) {
+  ASSIGN_OR_RETURN(auto objects, storage.List(std::string(kWalDir)));
+  std::vector<std::string> out;
+  for (const auto& o : objects) {
+    std::string rest = o.key.substr(kWalDir.size());
+    size_t slash = rest.find('/');
+    if (slash == std::string::npos) continue;
+    std::string c = rest.substr(0, slash);
+    if (std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Status ForEachWalRecord(
+    Repository& repo,
+    const std::function<Status(const std::string& key, const WalRecord&)>& visit) {
+  ASSIGN_OR_RETURN(auto objects, repo.storage().List(std::string(kWalDir)));
+  std::sort(objects.begin(), objects.end(),
+            [](const ObjectInfo& a, const ObjectInfo& b) { return a.key < b.key; });
+  for (const auto& o : objects) {
+    ASSIGN_OR_RETURN(auto j, repo.LoadJsonFile(o.key, kAadWal));
+    auto r = WalRecordFromJson(j);
+    if (!r.ok()) return r.status().WithContext("'" + o.key + "'");
+    RETURN_IF_ERROR(visit(o.key, *r));
+  }
+  return Status::Ok();
+}
+
+}  // namespace reprise

@@ -6,8 +6,8 @@
 #
 #   bash scripts/setup.sh                 # install build deps, configure and build
 #   bash scripts/setup.sh --no-build      # install build deps only
-#   bash scripts/setup.sh --with-peers    # also restic, borgbackup, PostgreSQL 15 (bench/)
-#   bash scripts/setup.sh --with-services # also the servers the tests run (Ceph RGW for S3)
+#   bash scripts/setup.sh --with-peers    # also restic, borgbackup, pgBackRest, PostgreSQL 15 (bench/)
+#   bash scripts/setup.sh --with-services # also the servers the tests run (Ceph RGW, PostgreSQL 15)
 #
 # Environment: REPRISE_BUILD_DIR (default: build), REPRISE_JOBS (default: nproc).
 set -euo pipefail
@@ -44,11 +44,11 @@ packages=(
   time git jq
 )
 if ((peers)); then
-  packages+=(restic borgbackup postgresql-15 postgresql-contrib)
+  packages+=(restic borgbackup postgresql-15 postgresql-contrib pgbackrest)
 fi
 if ((services)); then
   # Real servers for the integration tests, started on loopback by tests/services/.
-  packages+=(ceph-mon ceph-osd ceph-mgr radosgw ceph-common)
+  packages+=(ceph-mon ceph-osd ceph-mgr radosgw ceph-common postgresql-15 postgresql-contrib)
 fi
 
 # Prints the packages from the arguments that dpkg does not report as installed.

@@ -47,7 +47,7 @@ Result<BackupJob> BuildJob(Context& ctx, const BackupFlags& f) {
     BackupItem item;
     item.name = spec.name;
     item.kind = std::string(ComponentKindName(spec.kind));
-    auto c = MakeComponent(spec);
+    auto c = MakeComponent(spec, [&ctx](const std::string& n) { return ctx.SecretValue(n); });
     if (c.ok()) {
       item.component = std::move(*c);
     } else {

@@ -110,6 +110,19 @@ Result<std::string> Context::Passphrase(bool confirm_new) {
   return first;
 }
 
+Result<std::string> Context::SecretValue(const std::string& name) {
+  ASSIGN_OR_RETURN(const Plan* plan, LoadPlanIfAny());
+  const Secret* s = plan ? plan->FindSecret(name) : nullptr;
+  if (!s) return NotFound("no secret '" + name + "' in the plan");
+  if (s->source == Secret::Source::kFile) return ReadSecretFile(s->file, "secret '" + name + "'");
+  if (s->env.empty()) return InvalidArgument("secret '" + name + "' names no source");
+  std::string v = Env(s->env.front().c_str());
+  if (v.empty())
+    return InvalidArgument("secrets." + name + ": environment variable '" + s->env.front() +
+                           "' is not set");
+  return v;
+}
+
 Result<std::unique_ptr<Repository>> Context::OpenRepo() {
   ASSIGN_OR_RETURN(std::string url, RepositoryUrl());
   ASSIGN_OR_RETURN(std::string pass, Passphrase());

@@ -52,6 +52,9 @@ class Context {
   // secrets.repository_password, else a prompt on a terminal. Never from the command line.
   Result<std::string> Passphrase(bool confirm_new = false);
   Result<std::unique_ptr<Repository>> OpenRepo();
+  // The value of the plan's secret `name` (its file's contents, or its first environment
+  // variable). Never logged.
+  Result<std::string> SecretValue(const std::string& name);
 
   // Output. Human text goes to stdout unless --json; errors always to stderr.
   bool human() const { return !opts.json; }

@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   AddStatsCommand(app, ctx, &run);
   AddPlanCommand(app, ctx, &run);
   AddCopyCommand(app, ctx, &run);
+  AddWalCommands(app, ctx, &run);
 
   try {
     app.parse(argc, argv);

@@ -144,6 +144,9 @@ struct RestoreOptions {
   // Non-fatal problems (an owner that cannot be set, a device that needs privileges). When
   // unset, components print them to stderr as "warning: ...".
   std::function<void(const std::string&)> warn;
+  // Kind-specific settings (postgres: {"delta": true, "os_user": "postgres",
+  // "tablespace_map": {"16400": "/new/place"}}); components ignore keys they do not know.
+  nlohmann::json params = nlohmann::json::object();
 };
 
 class Component {

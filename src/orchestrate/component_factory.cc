@@ -3,11 +3,28 @@
 #include <filesystem>
 
 #include "components/files/files_component.h"
+#include "components/postgres/physical.h"
 
 namespace reprise {
 
-Result<std::unique_ptr<Component>> MakeComponent(const ComponentSpec& spec) {
+Result<std::unique_ptr<Component>> MakeComponent(const ComponentSpec& spec,
+                                                 const SecretLookup& secrets) {
   switch (spec.kind) {
+    case ComponentKind::kPostgres: {
+      std::string password;
+      if (!spec.postgres.password.empty()) {
+        if (!secrets) return FailedPrecondition("component '" + spec.name + "': no secrets");
+        auto v = secrets(spec.postgres.password);
+        if (!v.ok()) return v.status().WithContext("component '" + spec.name + "'");
+        password = *v;
+      }
+      if (spec.postgres.mode == PostgresSpec::Mode::kPhysical)
+        return std::unique_ptr<Component>(std::make_unique<PostgresPhysicalComponent>(
+            PostgresPhysicalOptions{.conninfo = spec.postgres.connection,
+                                    .password = password,
+                                    .label = "reprise " + spec.name}));
+      return Unimplemented("component '" + spec.name + "': logical mode is not wired yet");
+    }
     case ComponentKind::kFiles:
       return std::unique_ptr<Component>(std::make_unique<FilesComponent>(
           FilesOptions{.paths = spec.files.paths,
@@ -22,6 +39,9 @@ Result<std::unique_ptr<Component>> MakeComponent(const ComponentSpec& spec) {
 
 Result<std::unique_ptr<Component>> MakeComponentForRestore(const std::string& kind) {
   if (kind == "files") return std::unique_ptr<Component>(std::make_unique<FilesComponent>(FilesOptions{}));
+  if (kind == "postgres")
+    return std::unique_ptr<Component>(
+        std::make_unique<PostgresPhysicalComponent>(PostgresPhysicalOptions{}));
   return Unimplemented("restoring components of kind '" + kind +
                        "' is not built yet in this version of reprise");
 }

@@ -2,6 +2,7 @@
 // for restore. Kinds not built yet fail with kUnimplemented, said plainly.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,7 +12,11 @@
 
 namespace reprise {
 
-Result<std::unique_ptr<Component>> MakeComponent(const ComponentSpec& spec);
+// Looks up a plan secret's value by name (the CLI reads the file or environment it names).
+using SecretLookup = std::function<Result<std::string>(const std::string& name)>;
+
+Result<std::unique_ptr<Component>> MakeComponent(const ComponentSpec& spec,
+                                                 const SecretLookup& secrets = nullptr);
 Result<std::unique_ptr<Component>> MakeComponentForRestore(const std::string& kind);
 // A files component for ad-hoc paths (`reprise backup PATH...`). Paths are made absolute.
 Result<std::unique_ptr<Component>> MakeFilesComponent(const std::vector<std::string>& paths,

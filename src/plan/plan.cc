@@ -51,6 +51,10 @@ const std::vector<std::string_view> kDeferredSiteKeys = {"endpoints", "dns_value
 const std::vector<std::string_view> kRoles = {"primary", "warm", "cold"};
 const std::vector<std::string_view> kKinds = {"files",  "postgres", "redis",
                                               "qdrant", "s3",       "command"};
+const std::vector<std::string_view> kPostgresKeys = {
+    "kind",   "class", "mode",      "connection", "password", "data_directory", "bin_dir",
+    "os_user", "slot", "wal_spool", "wal",        "databases", "jobs", "start_command",
+    "controller"};
 const std::vector<std::string_view> kFilesKeys = {"kind", "class", "paths", "excludes",
                                                   "one_file_system"};
 const std::vector<std::string_view> kTierKeys = {"name", "components"};
@@ -96,6 +100,7 @@ class PlanParser {
   void ParseComponents(const MapEntry& e);
   void ParseComponent(const MapEntry& e);
   void ParseFiles(const MapEntry& e, const std::vector<MapEntry>& rest, ComponentSpec& c);
+  void ParsePostgres(const MapEntry& e, const std::vector<MapEntry>& rest, ComponentSpec& c);
   void ParseTiers(const MapEntry* e);
   // A duration that must be positive.
   std::optional<seconds> PositiveDuration(const MapEntry& e);
@@ -514,6 +519,8 @@ void PlanParser::ParseComponent(const MapEntry& e) {
   c.kind = *kind;
   if (c.kind == ComponentKind::kFiles) {
     ParseFiles(e, rest, c);
+  } else if (c.kind == ComponentKind::kPostgres) {
+    ParsePostgres(e, rest, c);
   } else {
     for (const MapEntry& f : rest) c.settings[f.key] = r_.ToJson(f.value, f.path);
     r_.Warn(e.key_node, e.path,
@@ -559,6 +566,88 @@ void PlanParser::ParseFiles(const MapEntry& e, const std::vector<MapEntry>& rest
     r_.Error(e.value, Field(e.path, "paths"),
              "required key is missing; HINT: list the directories to save, e.g. "
              "'paths: [/etc/rag-system]'");
+  }
+}
+
+void PlanParser::ParsePostgres(const MapEntry& e, const std::vector<MapEntry>& rest,
+                               ComponentSpec& c) {
+  PostgresSpec& pg = c.postgres;
+  bool has_connection = false;
+  auto absolute = [&](const MapEntry& f, std::string* out) {
+    auto v = r_.String(f.value, f.path);
+    if (!v) return;
+    if (v->empty() || (*v)[0] != '/') {
+      r_.Error(f.value, f.path, fmt::format("'{}' is not an absolute path", *v));
+      return;
+    }
+    *out = *v;
+  };
+  for (const MapEntry& f : rest) {
+    if (f.key == "mode") {
+      if (auto m = r_.Choice(f.value, f.path, "mode", {"physical", "logical"}))
+        pg.mode = *m == "logical" ? PostgresSpec::Mode::kLogical : PostgresSpec::Mode::kPhysical;
+    } else if (f.key == "connection") {
+      has_connection = true;
+      auto v = r_.String(f.value, f.path);
+      if (!v) continue;
+      std::string lower = *v;
+      std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+      bool uri = lower.rfind("postgres://", 0) == 0 || lower.rfind("postgresql://", 0) == 0;
+      size_t at = lower.find('@');
+      if (lower.find("password=") != std::string::npos ||
+          (uri && at != std::string::npos && lower.substr(0, at).find(':', 13) != std::string::npos)) {
+        r_.Error(f.value, f.path,
+                 "holds a password; HINT: never write secrets in the plan: name a secret with "
+                 "'password: <secret>' or use a .pgpass file");
+        continue;
+      }
+      pg.connection = *v;
+    } else if (f.key == "password") {
+      if (auto v = r_.String(f.value, f.path)) {
+        if (CheckReference(f.value, f.path, *v, "secret", "secrets", declared_secrets_))
+          pg.password = *v;
+      }
+    } else if (f.key == "data_directory") {
+      absolute(f, &pg.data_directory);
+    } else if (f.key == "bin_dir") {
+      absolute(f, &pg.bin_dir);
+    } else if (f.key == "wal_spool") {
+      absolute(f, &pg.wal_spool);
+    } else if (f.key == "os_user") {
+      if (auto v = r_.String(f.value, f.path)) pg.os_user = *v;
+    } else if (f.key == "slot") {
+      auto v = r_.String(f.value, f.path);
+      if (!v) continue;
+      bool okname = !v->empty() && v->size() <= 63 &&
+                    std::all_of(v->begin(), v->end(), [](char ch) {
+                      return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_';
+                    });
+      if (!okname) {
+        r_.Error(f.value, f.path,
+                 fmt::format("'{}' is not a valid replication slot name (lower-case letters, "
+                             "digits and '_', at most 63)",
+                             *v));
+        continue;
+      }
+      pg.slot = *v;
+    } else if (f.key == "wal") {
+      if (auto m = r_.Choice(f.value, f.path, "wal", {"stream", "archive_command"})) pg.wal = *m;
+    } else if (f.key == "databases") {
+      if (auto v = r_.StringList(f.value, f.path)) pg.databases = std::move(*v);
+    } else if (f.key == "jobs") {
+      if (auto v = r_.Int(f.value, f.path, 1, 64)) pg.jobs = static_cast<int>(*v);
+    } else if (f.key == "start_command") {
+      if (auto v = r_.String(f.value, f.path)) pg.start_command = *v;
+    } else if (f.key == "controller") {
+      c.settings[f.key] = r_.ToJson(f.value, f.path);  // issue 5: restart controllers
+    } else {
+      r_.UnknownKey(f, kPostgresKeys);
+    }
+  }
+  if (!has_connection) {
+    r_.Error(e.value, Field(e.path, "connection"),
+             "required key is missing; HINT: a libpq connection string without password, e.g. "
+             "'host=127.0.0.1 port=5432 user=postgres'");
   }
 }
 
@@ -665,7 +754,9 @@ std::string_view ComponentKindName(ComponentKind kind) {
   return i < kKinds.size() ? kKinds[i] : "unknown";
 }
 
-bool ComponentKindBuilt(ComponentKind kind) { return kind == ComponentKind::kFiles; }
+bool ComponentKindBuilt(ComponentKind kind) {
+  return kind == ComponentKind::kFiles || kind == ComponentKind::kPostgres;
+}
 
 const ComponentSpec* Plan::FindComponent(std::string_view n) const {
   for (const auto& c : components) {

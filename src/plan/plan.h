@@ -104,11 +104,31 @@ struct FilesSpec {
   bool one_file_system = false;
 };
 
+// A PostgreSQL cluster (docs/plan-reference.md, "kind: postgres").
+struct PostgresSpec {
+  enum class Mode { kPhysical, kLogical };
+  Mode mode = Mode::kPhysical;
+  // libpq connection string or URI, without a password ("host=10.0.0.5 port=5432 user=backup").
+  std::string connection;
+  std::string password;  // name of a secret holding the password, or empty (.pgpass, trust)
+  // Where a restore writes the data directory when --target-dir is not given.
+  std::string data_directory;
+  std::string bin_dir = "/usr/lib/postgresql/15/bin";  // pg_ctl, pg_dump, pg_restore
+  std::string os_user;  // owner of restored files and user the server runs as; empty: as is
+  std::string slot = "reprise";  // replication slot of wal-stream
+  std::string wal_spool;         // wal-stream's local directory (default under /var/lib/reprise)
+  std::string wal = "archive_command";  // stream | archive_command: how WAL reaches reprise
+  std::vector<std::string> databases;   // logical mode: these (empty: all)
+  int jobs = 2;                         // pg_restore -j
+  std::string start_command;  // starts the restored server instead of pg_ctl (sh -c)
+};
+
 struct ComponentSpec {
   std::string name;
   ComponentKind kind = ComponentKind::kFiles;
   std::string data_class;  // a name in objectives.rpo
   FilesSpec files;         // kind files only
+  PostgresSpec postgres;   // kind postgres only
   // Kinds not built yet: their other keys as written, a JSON object keyed by the key name.
   nlohmann::json settings = nlohmann::json::object();
   PlanLocation at;

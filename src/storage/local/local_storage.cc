@@ -53,7 +53,7 @@ Status FsyncDir(const fs::path& dir) {
 
 // Creates `dir` and its missing parents, fsyncing each new directory's parent so the new
 // entries survive a crash. Racing creators are fine (EEXIST).
-Status EnsureDir(const fs::path& dir) {
+Status EnsureDir(const fs::path& dir, const std::optional<std::pair<uid_t, gid_t>>& owner) {
   struct stat st;
   if (::stat(dir.c_str(), &st) == 0) {
     if (S_ISDIR(st.st_mode)) return Status::Ok();
@@ -61,12 +61,13 @@ Status EnsureDir(const fs::path& dir) {
   }
   if (errno != ENOENT) return ErrnoError("stat", dir.native(), errno);
   fs::path parent = dir.parent_path();
-  if (!parent.empty() && parent != dir) RETURN_IF_ERROR(EnsureDir(parent));
+  if (!parent.empty() && parent != dir) RETURN_IF_ERROR(EnsureDir(parent, owner));
   if (::mkdir(dir.c_str(), kDirMode) != 0) {
     if (errno == EEXIST && ::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
       return Status::Ok();
     return ErrnoError("create directory", dir.native(), errno);
   }
+  if (owner) (void)::chown(dir.c_str(), owner->first, owner->second);
   if (!parent.empty()) RETURN_IF_ERROR(FsyncDir(parent));
   return Status::Ok();
 }
@@ -174,6 +175,9 @@ Status Walk(const fs::path& dir, const std::string& rel, Visit& visit) {
 LocalStorage::LocalStorage(std::filesystem::path root) : root_(root.lexically_normal()) {
   // "/backups/rag/" -> "/backups/rag", so Location() and messages are stable.
   if (!root_.has_filename() && root_.has_relative_path()) root_ = root_.parent_path();
+  struct stat st;
+  if (::geteuid() == 0 && ::stat(root_.c_str(), &st) == 0 && st.st_uid != 0)
+    owner_ = std::pair{st.st_uid, st.st_gid};
 }
 
 std::string LocalStorage::Location() const { return root_.string(); }
@@ -244,13 +248,15 @@ Status LocalStorage::Put(const std::string& key, ByteView data) {
   Forget(key);
   fs::path path = PathOf(key);
   fs::path dir = path.parent_path();
-  RETURN_IF_ERROR(EnsureDir(dir));
+  RETURN_IF_ERROR(EnsureDir(dir, owner_));
   ASSIGN_OR_RETURN(std::string suffix, RandomSuffix());
   fs::path tmp = path.native() + std::string(kTempMarker) + suffix;
 
   Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, kFileMode));
   if (fd.get() < 0) return ErrnoError("create", tmp.native(), errno);
   Status st = WriteAll(fd.get(), data, tmp);
+  if (st.ok() && owner_ && ::fchown(fd.get(), owner_->first, owner_->second) != 0)
+    st = ErrnoError("chown", tmp.native(), errno);
   if (st.ok() && ::fsync(fd.get()) != 0) st = ErrnoError("fsync", tmp.native(), errno);
   if (st.ok() && fd.Close() != 0) st = ErrnoError("close", tmp.native(), errno);
   if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0)

@@ -1,12 +1,18 @@
 // A repository on a local (or mounted) filesystem. Put writes "<key>.tmp-<random>", fsyncs
 // it, renames it over the key and fsyncs the directory, so a crash leaves either the old
 // object or the new one. Leftover temp files are ignored by List and removed by Cleanup().
+//
+// Ownership: when root writes into a repository whose root directory belongs to another user
+// (e.g. postgres, whose archive_command writes WAL into it), new files and directories are
+// given to that user, so that root's backups never lock the other writer out.
 #pragma once
 
 #include <deque>
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <sys/types.h>
 #include <unordered_map>
 
 #include "storage/storage.h"
@@ -41,6 +47,7 @@ class LocalStorage final : public Storage {
 
   std::filesystem::path PathOf(const std::string& key) const;
   std::filesystem::path root_;
+  std::optional<std::pair<uid_t, gid_t>> owner_;  // see "Ownership"
   std::mutex cache_mu_;
   std::unordered_map<std::string, std::shared_ptr<OpenFile>> open_files_;
   std::deque<std::string> open_order_;  // oldest first, for eviction

@@ -1,0 +1,177 @@
+// wal-push / wal-fetch: PostgreSQL's archive_command and restore_command.
+//   archive_command = 'reprise --plan /etc/reprise/rag.yaml wal-push --component db %p'
+//   restore_command = 'reprise --plan /etc/reprise/rag.yaml wal-fetch --component db %f %p'
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+
+#include "cli/commands.h"
+#include "common/thread_pool.h"
+#include "components/files/posix.h"
+#include "pg/wal_names.h"
+#include "repo/lock.h"
+#include "repo/wal_store.h"
+
+namespace reprise::cli {
+
+namespace {
+
+// The component the WAL belongs to: --component, else the plan's only postgres component.
+Result<std::string> WalComponent(Context& ctx, const std::string& flag) {
+  ASSIGN_OR_RETURN(const Plan* plan, ctx.LoadPlanIfAny());
+  if (!flag.empty()) {
+    if (plan) {
+      const ComponentSpec* c = plan->FindComponent(flag);
+      if (!c) return InvalidArgument("the plan has no component '" + flag + "'");
+      if (c->kind != ComponentKind::kPostgres)
+        return InvalidArgument("component '" + flag + "' is not of kind postgres");
+    }
+    return flag;
+  }
+  if (!plan) return InvalidArgument("give --component (no plan to find it in)");
+  std::string found;
+  for (const auto& c : plan->components) {
+    if (c.kind != ComponentKind::kPostgres) continue;
+    if (!found.empty())
+      return InvalidArgument("the plan has several postgres components: give --component");
+    found = c.name;
+  }
+  if (found.empty()) return InvalidArgument("the plan has no postgres component");
+  return found;
+}
+
+bool ValidWalName(const std::string& n) {
+  auto hex = [](const std::string& s) {
+    return std::all_of(s.begin(), s.end(), [](char c) { return isxdigit(static_cast<unsigned char>(c)); });
+  };
+  if (n.size() == 24 && hex(n)) return true;                                    // segment
+  if (n.size() == 32 && hex(n.substr(0, 24)) && n.substr(24) == ".partial") return true;
+  if (n.size() == 16 && hex(n.substr(0, 8)) && n.substr(8) == ".history") return true;
+  if (n.size() == 40 && hex(n.substr(0, 24)) && n[24] == '.' && hex(n.substr(25, 8)) &&
+      n.substr(33) == ".backup")
+    return true;
+  return false;
+}
+
+Result<Bytes> ReadWhole(const std::string& path) {
+  files::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return files::PathError("opening", path, errno);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return files::PathError("stat", path, errno);
+  Bytes data(static_cast<size_t>(st.st_size));
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::pread(fd.get(), data.data() + off, data.size() - off, static_cast<off_t>(off));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return files::PathError("reading", path, errno);
+    if (n == 0) return IOError("'" + path + "' shrank while being read");
+    off += static_cast<size_t>(n);
+  }
+  return data;
+}
+
+struct WalFlags {
+  std::string component;
+  std::string path;  // wal-push: %p; wal-fetch: %p (destination)
+  std::string name;  // wal-fetch: %f
+};
+
+}  // namespace
+
+void AddWalCommands(CLI::App& app, Context& ctx, Action* run) {
+  auto push_flags = std::make_shared<WalFlags>();
+  auto* push = app.add_subcommand(
+      "wal-push", "archive one WAL file (PostgreSQL's archive_command: wal-push %p)");
+  push->add_option("path", push_flags->path, "the WAL file (%p)")->required();
+  push->add_option("--component", push_flags->component,
+                   "the postgres component (default: the plan's only one)");
+  push->callback([&ctx, run, push_flags] {
+    *run = [&ctx, f = push_flags]() -> int {
+      auto t0 = std::chrono::steady_clock::now();
+      auto component = WalComponent(ctx, f->component);
+      if (!component.ok()) return ctx.Fail(component.status());
+      std::string name = f->path.substr(f->path.rfind('/') + 1);
+      if (!ValidWalName(name))
+        return ctx.Fail(InvalidArgument("'" + name + "' is not a WAL file name (segment, "
+                                        ".history, .backup or .partial)"));
+      auto data = ReadWhole(f->path);
+      if (!data.ok()) return ctx.Fail(data.status());
+      auto repo = ctx.OpenRepo();
+      if (!repo.ok()) return ctx.Fail(repo.status());
+      auto lock = RepoLock::Acquire(**repo, false, "wal-push", ctx.clock,
+                                    [&](std::string m) { ctx.Warn("warning: " + m); });
+      if (!lock.ok()) return ctx.Fail(lock.status());
+      WalStore wal(**repo, *component, ctx.clock);
+      ThreadPool pool(2, 4);
+      bool partial = name.size() == 32;
+      auto r = wal.Push(name, *data, partial, &pool);
+      if (!r.ok()) return ctx.Fail(r.status().WithContext("wal-push '" + name + "'"));
+      double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (ctx.opts.json)
+        ctx.PrintJson({{"name", name}, {"component", *component}, {"bytes", data->size()},
+                       {"stored", *r == PushOutcome::kStored}, {"milliseconds", ms}});
+      else if (ctx.opts.verbose > 0)
+        ctx.Say(std::string(*r == PushOutcome::kStored ? "archived " : "already archived ") +
+                name + " in " + std::to_string(static_cast<int>(ms)) + " ms");
+      return kExitOk;
+    };
+  });
+
+  auto fetch_flags = std::make_shared<WalFlags>();
+  auto* fetch = app.add_subcommand(
+      "wal-fetch",
+      "fetch one WAL file (PostgreSQL's restore_command: wal-fetch %f %p); exits 1 when the "
+      "archive does not have it");
+  fetch->add_option("name", fetch_flags->name, "the WAL file name (%f)")->required();
+  fetch->add_option("path", fetch_flags->path, "where to write it (%p)")->required();
+  fetch->add_option("--component", fetch_flags->component,
+                    "the postgres component (default: the plan's only one)");
+  fetch->callback([&ctx, run, fetch_flags] {
+    *run = [&ctx, f = fetch_flags]() -> int {
+      auto component = WalComponent(ctx, f->component);
+      if (!component.ok()) return ctx.Fail(component.status());
+      if (!ValidWalName(f->name))
+        return ctx.Fail(InvalidArgument("'" + f->name + "' is not a WAL file name"));
+      auto repo = ctx.OpenRepo();
+      if (!repo.ok()) return ctx.Fail(repo.status());
+      WalStore wal(**repo, *component, ctx.clock);
+      auto data = wal.Fetch(f->name);
+      if (!data.ok() && data.status().code() == Code::kNotFound && f->name.size() == 24) {
+        // The newest segment may only exist as a partial one (wal-stream): serve it padded.
+        auto partial = wal.Fetch(f->name + ".partial");
+        if (partial.ok()) {
+          data = std::move(partial);
+          if (data->size() < pg::kDefaultSegmentSize) data->resize(pg::kDefaultSegmentSize, 0);
+        }
+      }
+      if (!data.ok()) {
+        if (data.status().code() == Code::kNotFound) {
+          ctx.Warn("wal-fetch: " + data.status().message());
+          return kExitError;  // PostgreSQL: not in the archive (end of recovery or retry)
+        }
+        // Damage must stop recovery, not end it quietly: PostgreSQL aborts recovery when
+        // restore_command exits above 125.
+        ctx.Warn("reprise: error: " + data.status().message());
+        return 126;
+      }
+      std::string temp = f->path + ".reprise-tmp";
+      files::UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+      if (!fd.valid()) return ctx.Fail(files::PathError("creating", temp, errno));
+      Status st = files::WriteAllAt(fd.get(), *data, 0, temp);
+      if (st.ok()) st = fd.Close(temp);
+      if (st.ok() && ::rename(temp.c_str(), f->path.c_str()) != 0)
+        st = files::PathError("renaming", temp, errno);
+      if (!st.ok()) {
+        ::unlink(temp.c_str());
+        return ctx.Fail(st);
+      }
+      return kExitOk;
+    };
+  });
+}
+
+}  // namespace reprise::cli

@@ -12,8 +12,11 @@
 #include "common/thread_pool.h"
 #include "components/files/posix.h"
 #include "pg/wal_names.h"
+#include "orchestrate/wal_stream.h"
 #include "repo/lock.h"
 #include "repo/wal_store.h"
+
+#include <csignal>
 
 namespace reprise::cli {
 
@@ -73,15 +76,82 @@ Result<Bytes> ReadWhole(const std::string& path) {
   return data;
 }
 
+// Set by SIGTERM/SIGINT during wal-stream (a signal handler can only touch such a flag).
+std::atomic<bool> g_stop_stream{false};
+extern "C" void StopStream(int) { g_stop_stream = true; }
+
 struct WalFlags {
   std::string component;
   std::string path;  // wal-push: %p; wal-fetch: %p (destination)
   std::string name;  // wal-fetch: %f
+  std::string spool, slot;
+  int push_interval_ms = 1000;
+  bool exit_on_disconnect = false;
 };
 
 }  // namespace
 
 void AddWalCommands(CLI::App& app, Context& ctx, Action* run) {
+  auto stream_flags = std::make_shared<WalFlags>();
+  auto* stream = app.add_subcommand(
+      "wal-stream",
+      "receive WAL continuously over the replication protocol and archive it (RPO: seconds); "
+      "runs until SIGTERM/SIGINT");
+  stream->add_option("--component", stream_flags->component,
+                     "the postgres component (default: the plan's only one)");
+  stream->add_option("--spool", stream_flags->spool,
+                     "local directory for the segment being received (default: the plan's "
+                     "wal_spool, else /var/lib/reprise/wal-spool/<component>)");
+  stream->add_option("--slot", stream_flags->slot, "replication slot (default: the plan's slot)");
+  stream->add_option("--push-interval-ms", stream_flags->push_interval_ms,
+                     "how often the partial segment is archived (default 1000)");
+  stream->add_flag("--exit-on-disconnect", stream_flags->exit_on_disconnect,
+                   "stop when the server goes away instead of reconnecting");
+  stream->callback([&ctx, run, stream_flags] {
+    *run = [&ctx, f = stream_flags]() -> int {
+      auto component = WalComponent(ctx, f->component);
+      if (!component.ok()) return ctx.Fail(component.status());
+      auto plan = ctx.LoadPlanIfAny();
+      if (!plan.ok()) return ctx.Fail(plan.status());
+      const ComponentSpec* spec = *plan ? (*plan)->FindComponent(*component) : nullptr;
+      if (!spec) return ctx.Fail(InvalidArgument("wal-stream needs a plan naming the component's connection"));
+      WalStreamOptions o;
+      o.conninfo = spec->postgres.connection;
+      if (!spec->postgres.password.empty()) {
+        auto pw = ctx.SecretValue(spec->postgres.password);
+        if (!pw.ok()) return ctx.Fail(pw.status());
+        o.password = *pw;
+      }
+      o.component = *component;
+      o.slot = f->slot.empty() ? spec->postgres.slot : f->slot;
+      o.spool_dir = !f->spool.empty() ? f->spool
+                    : !spec->postgres.wal_spool.empty()
+                        ? spec->postgres.wal_spool
+                        : "/var/lib/reprise/wal-spool/" + *component;
+      o.push_interval_ms = std::max(50, f->push_interval_ms);
+      o.exit_on_disconnect = f->exit_on_disconnect;
+      auto repo = ctx.OpenRepo();
+      if (!repo.ok()) return ctx.Fail(repo.status());
+      Repository* r = repo->get();
+      o.lock = [&ctx, r]() -> Result<std::shared_ptr<void>> {
+        ASSIGN_OR_RETURN(auto l, RepoLock::Acquire(*r, false, "wal-stream", ctx.clock,
+                                                   [&](std::string m) { ctx.Warn("warning: " + m); }));
+        return std::shared_ptr<void>(std::move(l));
+      };
+      std::signal(SIGTERM, StopStream);
+      std::signal(SIGINT, StopStream);
+      WalStreamStats stats;
+      Status st = RunWalStream(**repo, o, ctx.clock, g_stop_stream, stats,
+                               [&](const std::string& m) { ctx.Warn("wal-stream: " + m); });
+      if (!st.ok()) return ctx.Fail(st.WithContext("wal-stream"));
+      if (ctx.opts.json)
+        ctx.PrintJson({{"bytes", stats.bytes.load()}, {"segments", stats.segments.load()},
+                       {"partial_pushes", stats.partial_pushes.load()},
+                       {"flushed_lsn", pg::FormatLsn(stats.flushed_lsn.load())}});
+      return kExitOk;
+    };
+  });
+
   auto push_flags = std::make_shared<WalFlags>();
   auto* push = app.add_subcommand(
       "wal-push", "archive one WAL file (PostgreSQL's archive_command: wal-push %p)");

@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
   AddPlanCommand(app, ctx, &run);
   AddCopyCommand(app, ctx, &run);
   AddWalCommands(app, ctx, &run);
+  AddStatusCommand(app, ctx, &run);
 
   try {
     app.parse(argc, argv);

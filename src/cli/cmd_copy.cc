@@ -44,7 +44,8 @@ void PrintCopyReport(Context& ctx, const CopyReport& r) {
     for (const Id& id : r.copied) ids.push_back(id.Hex());
     ctx.PrintJson({{"points_copied", r.points_copied}, {"points_skipped", r.points_skipped},
                    {"blobs_copied", r.blobs_copied}, {"bytes_copied", r.bytes_copied},
-                   {"packs_written", r.packs_written}, {"copied", ids}});
+                   {"packs_written", r.packs_written}, {"wal_files_copied", r.wal_files_copied},
+                   {"copied", ids}});
     return;
   }
   for (const Id& id : r.copied) ctx.Say("copied point " + id.Short());
@@ -52,6 +53,8 @@ void PrintCopyReport(Context& ctx, const CopyReport& r) {
           std::to_string(r.points_skipped) + " already there; " +
           std::to_string(r.blobs_copied) + " blob(s), " + FormatBytes(r.bytes_copied) +
           " in " + std::to_string(r.packs_written) + " new pack(s)");
+  if (r.wal_files_copied)
+    ctx.Say("copied " + std::to_string(r.wal_files_copied) + " WAL file(s)");
 }
 
 int RunCopy(Context& ctx, const CopyFlags& f) {

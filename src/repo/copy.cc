@@ -9,6 +9,7 @@
 #include "repo/format.h"
 #include "repo/pack.h"
 #include "repo/pack_writer.h"
+#include "repo/wal_store.h"
 
 namespace reprise {
 
@@ -30,6 +31,25 @@ Status NotSharedKey(Repository& from, Repository& to) {
                             "create the target with 'reprise init --copy-keys-from " + a + "'");
 }
 
+// Groups blob ids (that `to` lacks) by the source pack holding them. `what` names the object
+// needing them, for messages ("point 'ab12cd34'").
+Result<PackGroups> GroupByPack(Repository& from, const std::vector<Id>& ids,
+                               const std::string& what) {
+  PackGroups groups;
+  for (const Id& id : ids) {
+    auto loc = from.index().Find(id);
+    if (!loc.ok())
+      return Corruption(what + " needs blob '" + id.Short() +
+                        "', which no index of the source lists. HINT: run 'reprise check' on "
+                        "the source");
+    groups[loc->pack].push_back(Needed{id, *loc});
+  }
+  for (auto& [pack, blobs] : groups)
+    std::sort(blobs.begin(), blobs.end(),
+              [](const Needed& a, const Needed& b) { return a.loc.offset < b.loc.offset; });
+  return groups;
+}
+
 // Every blob `point` needs that `to` does not index, grouped by the source pack holding it.
 Result<PackGroups> NeededBlobs(Repository& from, Repository& to, const Point& point) {
   std::unordered_set<Id, IdHash> seen;
@@ -40,19 +60,7 @@ Result<PackGroups> NeededBlobs(Repository& from, Repository& to, const Point& po
     });
     if (!st.ok()) return st.WithContext("point '" + point.id.Short() + "'");
   }
-  PackGroups groups;
-  for (const Id& id : ids) {
-    auto loc = from.index().Find(id);
-    if (!loc.ok())
-      return Corruption("point '" + point.id.Short() + "' needs blob '" + id.Short() +
-                        "', which no index of the source lists. HINT: run 'reprise check' on "
-                        "the source");
-    groups[loc->pack].push_back(Needed{id, *loc});
-  }
-  for (auto& [pack, blobs] : groups)
-    std::sort(blobs.begin(), blobs.end(),
-              [](const Needed& a, const Needed& b) { return a.loc.offset < b.loc.offset; });
-  return groups;
+  return GroupByPack(from, ids, "point '" + point.id.Short() + "'");
 }
 
 // Splits one pack's needed blobs (by offset) into runs, each fetched with one ranged read:
@@ -85,10 +93,32 @@ class PointCopier {
 
   Status Copy(const Point& point, const ProgressFn& progress) {
     ASSIGN_OR_RETURN(PackGroups groups, NeededBlobs(from_, to_, point));
+    RETURN_IF_ERROR(CopyGroups(groups, "point '" + point.id.Short() + "'", progress));
+    return CopyPointFile(point);
+  }
+
+  // One WAL record: its blobs, then the record file byte for byte (same key, same name).
+  Status CopyWal(const std::string& key, const WalRecord& rec) {
+    std::vector<Id> ids;
+    std::unordered_set<Id, IdHash> seen;
+    for (const auto& c : rec.chunks)
+      if (!to_.index().Has(c.id) && seen.insert(c.id).second) ids.push_back(c.id);
+    const std::string what = "WAL file '" + rec.name + "'";
+    ASSIGN_OR_RETURN(PackGroups groups, GroupByPack(from_, ids, what));
+    RETURN_IF_ERROR(CopyGroups(groups, what, nullptr));
+    ASSIGN_OR_RETURN(Bytes file, from_.storage().Get(key));
+    RETURN_IF_ERROR(to_.storage().Put(key, file).WithContext("writing '" + key + "'"));
+    report_.wal_files_copied++;
+    return Status::Ok();
+  }
+
+ private:
+  Status CopyGroups(const PackGroups& groups, const std::string& what,
+                    const ProgressFn& progress) {
     size_t done = 0;
     for (const auto& [pack, blobs] : groups) {
-      if (progress) progress("copy " + point.id.Short() + ": packs", done++, groups.size());
-      RETURN_IF_ERROR(CopyFromPack(point, pack, blobs));
+      if (progress) progress("copy " + what + ": packs", done++, groups.size());
+      RETURN_IF_ERROR(CopyFromPack(what, pack, blobs));
     }
     RETURN_IF_ERROR(writer_.Flush());
     report_.packs_written = writer_.packs_written();
@@ -96,31 +126,29 @@ class PointCopier {
       ASSIGN_OR_RETURN(Id index, to_.WriteIndexFile(packs));
       (void)index;
     }
-    return CopyPointFile(point);
+    return Status::Ok();
   }
 
- private:
-  Status CopyFromPack(const Point& point, const Id& pack, const std::vector<Needed>& blobs) {
+  Status CopyFromPack(const std::string& what, const Id& pack, const std::vector<Needed>& blobs) {
     for (std::span<const Needed> run : Runs(blobs, options_)) {
       uint64_t begin = run.front().loc.offset;
       uint64_t end = run.back().loc.offset + run.back().loc.length;
       auto bytes = from_.storage().GetRange(PackKey(pack), begin, end - begin);
       if (!bytes.ok())
-        return bytes.status().WithContext("point '" + point.id.Short() + "': reading pack '" +
-                                          pack.Hex() + "'");
+        return bytes.status().WithContext(what + ": reading pack '" + pack.Hex() + "'");
       for (const Needed& n : run) {
         ByteView sealed = ByteView(*bytes).subspan(n.loc.offset - begin, n.loc.length);
-        RETURN_IF_ERROR(AddBlob(point, pack, n, sealed));
+        RETURN_IF_ERROR(AddBlob(what, pack, n, sealed));
       }
     }
     return Status::Ok();
   }
 
   // Authenticates the sealed blob, then appends it unchanged to the open pack.
-  Status AddBlob(const Point& point, const Id& pack, const Needed& n, ByteView sealed) {
+  Status AddBlob(const std::string& what, const Id& pack, const Needed& n, ByteView sealed) {
     auto plain = OpenBlob(from_.key().encryption, n.id, sealed, n.loc.raw_length);
     if (!plain.ok())
-      return Corruption("point '" + point.id.Short() + "' was not copied: " +
+      return Corruption(what + " was not copied: " +
                         plain.status().message() + " in pack '" + pack.Hex() + "' of '" +
                         from_.storage().Location() +
                         "'. HINT: run 'reprise check --read-data' on the source");
@@ -200,6 +228,22 @@ Result<CopyReport> CopyPoints(Repository& from, Repository& to, const CopyOption
     RETURN_IF_ERROR(copier.Copy(points[i], progress));
   }
   if (progress) progress("points", points.size(), points.size());
+  if (options.wal) {
+    // The WAL archive: complete files the target lacks, and partial ones that differ.
+    ASSIGN_OR_RETURN(auto present_wal, to.storage().List(std::string(kWalDir)));
+    std::unordered_set<std::string> have;
+    for (const auto& o : present_wal) have.insert(o.key);
+    Status st = ForEachWalRecord(from, [&](const std::string& key, const WalRecord& rec) {
+      if (have.count(key)) {
+        if (!rec.partial) return Status::Ok();
+        auto a = from.storage().Get(key);
+        auto b = to.storage().Get(key);
+        if (a.ok() && b.ok() && *a == *b) return Status::Ok();
+      }
+      return copier.CopyWal(key, rec);
+    });
+    RETURN_IF_ERROR(st.WithContext("copying the WAL archive"));
+  }
   return report;
 }
 

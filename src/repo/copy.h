@@ -28,12 +28,16 @@ struct CopyOptions {
   uint64_t max_gap = 1 << 20;
   // No ranged read is longer than this (bounds memory).
   uint64_t max_read = 32 << 20;
+  // Also copy the WAL archive (wal/): every complete file the target lacks and every partial
+  // one that differs, after the points.
+  bool wal = true;
 };
 
 struct CopyReport {
   uint64_t points_copied = 0, points_skipped = 0;
   uint64_t blobs_copied = 0, bytes_copied = 0;  // sealed bytes
   uint64_t packs_written = 0;
+  uint64_t wal_files_copied = 0;
   std::vector<Id> copied;  // ids of the points copied, in order
 };
 

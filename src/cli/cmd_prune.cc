@@ -1,4 +1,5 @@
 #include "cli/commands.h"
+#include "repo/wal_store.h"
 #include "common/duration.h"
 #include "repo/lock.h"
 #include "repo/format.h"
@@ -133,8 +134,21 @@ void AddForgetCommand(CLI::App& app, Context& ctx, Action* run) {
         if (!id.ok()) return ctx.Fail(id.status());
         if (auto st = (*repo)->storage().Delete(PointKey(*id)); !st.ok()) return ctx.Fail(st);
       }
+      // WAL that no kept point needs goes with the points.
+      std::vector<Point> kept;
+      for (const auto& p : *points) {
+        bool removed = std::any_of(d.remove.begin(), d.remove.end(),
+                                   [&](const PointSummary& r) { return r.id == p.id.Hex(); });
+        if (!removed) kept.push_back(p);
+      }
+      auto expired = ExpireWal(**repo, kept, f->dry_run);
+      if (!expired.ok()) return ctx.Fail(expired.status().WithContext("expiring WAL"));
+      if (!expired->empty())
+        ctx.Say(std::string(f->dry_run ? "would remove " : "removed ") +
+                std::to_string(expired->size()) + " WAL file(s) older than every kept point");
       if (ctx.opts.json && !f->prune)
-        ctx.PrintJson({{"dry_run", f->dry_run}, {"keep", keep}, {"remove", remove}});
+        ctx.PrintJson({{"dry_run", f->dry_run}, {"keep", keep}, {"remove", remove},
+                       {"wal_removed", *expired}});
       if (f->prune) return RunPrune(ctx, **repo, f->dry_run);
       return kExitOk;
     };

@@ -220,4 +220,40 @@ Status ForEachWalRecord(
   return Status::Ok();
 }
 
+Result<std::vector<std::string>> ExpireWal(Repository& repo, const std::vector<Point>& kept,
+                                           bool dry_run) {
+  auto segno_of = [](const std::string& name) -> std::optional<uint64_t> {
+    // 24 hex digits: 8 timeline, 8 log, 8 segment (of 2^32 / segment size per log).
+    if (name.size() < 24) return std::nullopt;
+    for (size_t i = 0; i < 24; ++i)
+      if (!isxdigit(static_cast<unsigned char>(name[i]))) return std::nullopt;
+    if (name.size() > 24 && name[24] != '.') return std::nullopt;
+    uint64_t log = std::stoull(name.substr(8, 8), nullptr, 16);
+    uint64_t seg = std::stoull(name.substr(16, 8), nullptr, 16);
+    return (log << 32) | seg;  // orders like the LSN, whatever the segment size
+  };
+  std::vector<std::string> expired;
+  ASSIGN_OR_RETURN(auto components, WalComponents(repo.storage()));
+  for (const auto& component : components) {
+    std::optional<uint64_t> oldest;
+    for (const auto& p : kept) {
+      const PointComponent* c = p.Find(component);
+      if (!c || c->status != "ok") continue;
+      auto s = segno_of(c->info.value("start_wal", std::string()));
+      if (s && (!oldest || *s < *oldest)) oldest = s;
+    }
+    if (!oldest) continue;
+    SystemClock clock;  // not used to expire: only records push times
+    WalStore wal(repo, component, clock);
+    ASSIGN_OR_RETURN(auto names, wal.List());
+    for (const auto& n : names) {
+      auto s = segno_of(n);
+      if (!s || *s >= *oldest) continue;
+      expired.push_back(wal.Key(n));
+      if (!dry_run) RETURN_IF_ERROR(wal.Remove(n));
+    }
+  }
+  return expired;
+}
+
 }  // namespace reprise

@@ -68,6 +68,13 @@ Result<std::vector<std::string>> WalComponents(Storage& storage);
 Status ForEachWalRecord(Repository& repo,
                         const std::function<Status(const std::string& key, const WalRecord&)>& visit);
 
+// WAL no kept point needs: for every component with WAL, the files whose segment number is
+// below the oldest first segment (`info.start_wal`) of the kept points holding that component
+// (history files are always kept; a component no kept point holds keeps all its WAL). Deletes
+// them unless `dry_run`; returns the storage keys concerned.
+Result<std::vector<std::string>> ExpireWal(Repository& repo, const std::vector<Point>& kept,
+                                           bool dry_run);
+
 nlohmann::json WalRecordToJson(const WalRecord& r);
 Result<WalRecord> WalRecordFromJson(const nlohmann::json& j);
 

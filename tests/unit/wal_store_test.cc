@@ -124,5 +124,30 @@ TEST_F(WalStoreTest, PruneKeepsWalBlobs) {
   EXPECT_EQ(check->wal_files, 2u);
 }
 
+TEST_F(WalStoreTest, ExpireKeepsWhatKeptPointsNeed) {
+  WalStore wal(*repo_, "db", clock_);
+  for (int i = 1; i <= 5; ++i)
+    ASSERT_TRUE(wal.Push("00000001000000000000000" + std::to_string(i), RandomBytes(100)).ok());
+  ASSERT_TRUE(wal.Push("00000002.history", RandomBytes(10)).ok());
+  ASSERT_TRUE(wal.Push("000000010000000000000002.00000028.backup", RandomBytes(10)).ok());
+  WalStore other(*repo_, "other", clock_);
+  ASSERT_TRUE(other.Push("000000010000000000000001", RandomBytes(100)).ok());
+  Point p;
+  PointComponent c;
+  c.name = "db";
+  c.kind = "postgres";
+  c.info = {{"start_wal", "000000010000000000000003"}};
+  p.components.push_back(c);
+  auto dry = ExpireWal(*repo_, {p}, true);
+  ASSERT_TRUE(dry.ok()) << dry.status().message();
+  EXPECT_EQ(dry->size(), 3u);  // segments 1 and 2 and the .backup file of 2
+  EXPECT_EQ(wal.List()->size(), 7u);
+  ASSERT_TRUE(ExpireWal(*repo_, {p}, false).ok());
+  std::vector<std::string> want = {"000000010000000000000003", "000000010000000000000004",
+                                   "000000010000000000000005", "00000002.history"};
+  EXPECT_EQ(*wal.List(), want);
+  EXPECT_EQ(other.List()->size(), 1u) << "a component no kept point holds keeps its WAL";
+}
+
 }  // namespace
 }  // namespace reprise

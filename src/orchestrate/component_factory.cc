@@ -3,9 +3,53 @@
 #include <filesystem>
 
 #include "components/files/files_component.h"
+#include "components/postgres/logical.h"
 #include "components/postgres/physical.h"
 
 namespace reprise {
+
+namespace {
+
+// Logical mode: pg_dump per database into the repository; restore into a live server whose
+// connection string is the restore target (or, when that is empty, the plan's connection).
+class PostgresLogicalComponent final : public Component {
+ public:
+  explicit PostgresLogicalComponent(LogicalOptions options) : options_(std::move(options)) {}
+  std::string kind() const override { return "postgres"; }
+  Result<nlohmann::json> Backup(BackupSink& sink) override { return LogicalBackup(options_, sink); }
+  Status Restore(const nlohmann::json& info, RestoreSource& source,
+                 const RestoreOptions& options) override {
+    LogicalOptions target = options_;
+    if (!options.target.empty()) target.conninfo = options.target;
+    if (target.conninfo.empty())
+      return InvalidArgument("a logical postgres restore needs a server: give --target "
+                             "'host=... port=... user=...'");
+    if (auto j = options.params.find("jobs"); j != options.params.end()) target.jobs = *j;
+    if (auto u = options.params.find("os_user"); u != options.params.end() && target.run_as.empty())
+      target.run_as = u->get<std::string>();
+    return LogicalRestore(info, source, target, options);
+  }
+
+ private:
+  LogicalOptions options_;
+};
+
+// Restores whichever mode the point recorded.
+class PostgresRestoreDispatch final : public Component {
+ public:
+  std::string kind() const override { return "postgres"; }
+  Result<nlohmann::json> Backup(BackupSink&) override {
+    return Internal("restore-only component used for backup");
+  }
+  Status Restore(const nlohmann::json& info, RestoreSource& source,
+                 const RestoreOptions& options) override {
+    if (info.value("mode", "") == "logical")
+      return PostgresLogicalComponent(LogicalOptions{}).Restore(info, source, options);
+    return PostgresPhysicalComponent(PostgresPhysicalOptions{}).Restore(info, source, options);
+  }
+};
+
+}  // namespace
 
 Result<std::unique_ptr<Component>> MakeComponent(const ComponentSpec& spec,
                                                  const SecretLookup& secrets) {
@@ -23,7 +67,13 @@ Result<std::unique_ptr<Component>> MakeComponent(const ComponentSpec& spec,
             PostgresPhysicalOptions{.conninfo = spec.postgres.connection,
                                     .password = password,
                                     .label = "reprise " + spec.name}));
-      return Unimplemented("component '" + spec.name + "': logical mode is not wired yet");
+      LogicalOptions lo;
+      lo.conninfo = spec.postgres.connection;
+      lo.databases = spec.postgres.databases;
+      lo.bin_dir = spec.postgres.bin_dir;
+      lo.jobs = spec.postgres.jobs;
+      if (!password.empty()) lo.env["PGPASSWORD"] = password;
+      return std::unique_ptr<Component>(std::make_unique<PostgresLogicalComponent>(lo));
     }
     case ComponentKind::kFiles:
       return std::unique_ptr<Component>(std::make_unique<FilesComponent>(
@@ -39,9 +89,7 @@ Result<std::unique_ptr<Component>> MakeComponent(const ComponentSpec& spec,
 
 Result<std::unique_ptr<Component>> MakeComponentForRestore(const std::string& kind) {
   if (kind == "files") return std::unique_ptr<Component>(std::make_unique<FilesComponent>(FilesOptions{}));
-  if (kind == "postgres")
-    return std::unique_ptr<Component>(
-        std::make_unique<PostgresPhysicalComponent>(PostgresPhysicalOptions{}));
+  if (kind == "postgres") return std::unique_ptr<Component>(std::make_unique<PostgresRestoreDispatch>());
   return Unimplemented("restoring components of kind '" + kind +
                        "' is not built yet in this version of reprise");
 }

@@ -8,12 +8,13 @@
 #   bash scripts/setup.sh --no-build      # install build deps only
 #   bash scripts/setup.sh --with-peers    # also restic, borgbackup, pgBackRest, PostgreSQL 15 (bench/)
 #   bash scripts/setup.sh --with-services # also the servers the tests run (Ceph RGW, PostgreSQL 15)
+#   bash scripts/setup.sh --with-postgres # also PostgreSQL 15 (the main job's database drill)
 #
 # Environment: REPRISE_BUILD_DIR (default: build), REPRISE_JOBS (default: nproc).
 set -euo pipefail
 
 usage() {
-  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 die() {
@@ -24,11 +25,13 @@ die() {
 build=1
 peers=0
 services=0
+postgres=0
 for arg in "$@"; do
   case "$arg" in
     --no-build) build=0 ;;
     --with-peers) peers=1 ;;
     --with-services) services=1 ;;
+    --with-postgres) postgres=1 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown option '$arg'" ;;
   esac
@@ -45,6 +48,9 @@ packages=(
 )
 if ((peers)); then
   packages+=(restic borgbackup postgresql-15 postgresql-contrib pgbackrest)
+fi
+if ((postgres)); then
+  packages+=(postgresql-15 postgresql-contrib)
 fi
 if ((services)); then
   # Real servers for the integration tests, started on loopback by tests/services/.

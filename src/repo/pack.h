@@ -34,6 +34,8 @@ class PackBuilder {
  public:
   // Appends an already sealed blob.
   void Add(BlobType type, const Id& id, ByteView sealed, uint32_t raw_length);
+  // Reserves room for a pack of about this size (no copying as it grows).
+  void Reserve(size_t bytes) { data_.reserve(bytes); }
   size_t size() const { return data_.size(); }
   size_t count() const { return entries_.size(); }
   bool empty() const { return entries_.empty(); }

@@ -141,6 +141,10 @@ Status Repository::LoadIndex(std::vector<std::string>* damaged) {
 }
 
 Result<bool> Repository::SaveBlob(BlobType type, const Id& id, ByteView plaintext) {
+  return SaveBlob(type, id, plaintext, config_.compression_level);
+}
+
+Result<bool> Repository::SaveBlob(BlobType type, const Id& id, ByteView plaintext, int level) {
   RETURN_IF_ERROR(TakeError());
   if (index_.Has(id)) {
     stats_.dedup_blobs++;
@@ -155,12 +159,13 @@ Result<bool> Repository::SaveBlob(BlobType type, const Id& id, ByteView plaintex
       return false;
     }
   }
-  Bytes sealed = SealBlob(master_.encryption, id, plaintext, config_.compression_level);
+  Bytes sealed = SealBlob(master_.encryption, id, plaintext, level);
   stats_.new_blobs++;
   stats_.new_bytes += plaintext.size();
   stats_.stored_bytes += sealed.size();
   int slot = static_cast<int>(type);
   std::lock_guard lk(pack_mu_);
+  if (open_[slot].empty()) open_[slot].Reserve(config_.pack_size + (1 << 20));
   open_[slot].Add(type, id, sealed, static_cast<uint32_t>(plaintext.size()));
   if (open_[slot].size() >= config_.pack_size) FinishPackLocked(slot);
   return true;

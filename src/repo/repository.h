@@ -75,6 +75,8 @@ class Repository {
 
   // Stores a blob unless the repository (or this session) has it. Returns true when new.
   Result<bool> SaveBlob(BlobType type, const Id& id, ByteView plaintext);
+  // The same with another zstd level than the repository's (negative: zstd's fast levels).
+  Result<bool> SaveBlob(BlobType type, const Id& id, ByteView plaintext, int level);
   // Finishes open packs, waits for uploads and writes the index of the new packs. After OK,
   // every blob saved so far is durable and findable.
   Status Flush();

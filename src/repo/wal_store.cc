@@ -10,17 +10,32 @@ namespace reprise {
 
 namespace {
 
+// WAL is written once and read rarely, and wal-push sits in PostgreSQL's archiving path: zstd's
+// fast level 1 compresses pgbench-like WAL ~30x at ~2.5 GB/s (level 2: ~1.8 GB/s) and WAL full of
+// embeddings barely at any level (1.05x here, 1.17x at level 1 for a quarter of the speed).
+constexpr int kWalCompressionLevel = -1;
+
 nlohmann::json LocationToJson(const BlobLocation& l) {
   return nlohmann::json::array({l.pack.Hex(), l.offset, l.length, l.raw_length});
 }
 
 }  // namespace
 
+Id ChunkListDigest(const std::vector<ChunkRef>& chunks) {
+  Bytes list;
+  list.reserve(chunks.size() * 36);
+  for (const auto& c : chunks) {
+    list.insert(list.end(), c.id.bytes.begin(), c.id.bytes.end());
+    for (int i = 0; i < 4; ++i) list.push_back(static_cast<uint8_t>(c.length >> (8 * i)));
+  }
+  return Sha256(list);
+}
+
 nlohmann::json WalRecordToJson(const WalRecord& r) {
   nlohmann::json chunks = nlohmann::json::array(), at = nlohmann::json::array();
   for (const auto& c : r.chunks) chunks.push_back(nlohmann::json::array({c.id.Hex(), c.length}));
   for (const auto& l : r.at) at.push_back(LocationToJson(l));
-  return {{"name", r.name},     {"size", r.size},       {"sha256", r.sha256.Hex()},
+  return {{"name", r.name},     {"size", r.size},       {"digest", r.digest.Hex()},
           {"time_ns", r.time_ns}, {"host", r.host},     {"partial", r.partial},
           {"chunks", chunks},   {"at", at}};
 }
@@ -30,7 +45,7 @@ Result<WalRecord> WalRecordFromJson(const nlohmann::json& j) {
     WalRecord r;
     r.name = j.at("name").get<std::string>();
     r.size = j.at("size").get<uint64_t>();
-    ASSIGN_OR_RETURN(r.sha256, Id::FromHex(j.at("sha256").get<std::string>()));
+    ASSIGN_OR_RETURN(r.digest, Id::FromHex(j.at("digest").get<std::string>()));
     r.time_ns = j.at("time_ns").get<int64_t>();
     r.host = j.value("host", "");
     r.partial = j.value("partial", false);
@@ -43,6 +58,8 @@ Result<WalRecord> WalRecordFromJson(const nlohmann::json& j) {
       r.chunks.push_back(ref);
     }
     if (total != r.size) return Corruption("WAL record: chunk lengths do not add up to its size");
+    if (ChunkListDigest(r.chunks) != r.digest)
+      return Corruption("WAL record: its digest does not match its chunk list");
     for (const auto& l : j.at("at")) {
       BlobLocation loc;
       ASSIGN_OR_RETURN(loc.pack, Id::FromHex(l.at(0).get<std::string>()));
@@ -85,56 +102,64 @@ Result<WalRecord> WalStore::Load(const std::string& name) {
 
 Result<PushOutcome> WalStore::Push(const std::string& name, ByteView data, bool partial,
                                    ThreadPool* pool) {
-  const Id digest = Sha256(data);
-  if (!partial) {
-    auto existing = Load(name);
-    if (existing.ok()) {
-      if (existing->sha256 == digest && existing->size == data.size() && !existing->partial)
-        return PushOutcome::kAlreadyStored;
-      if (!existing->partial)
-        return FailedPrecondition(
-            "WAL file '" + name + "' is already archived for component '" + component_ +
-            "' with different content (" + std::to_string(existing->size) + " bytes, sha256 " +
-            existing->sha256.Short() + "; now " + std::to_string(data.size()) + " bytes, " +
-            digest.Short() + "). HINT: two clusters may be archiving into the same component");
-    } else if (existing.status().code() != Code::kNotFound) {
-      return existing.status();
-    }
-  }
-  WalRecord rec;
-  rec.name = name;
-  rec.size = data.size();
-  rec.sha256 = digest;
-  rec.time_ns = clock_.NowUnixNanos();
-  rec.host = HostName();
-  rec.partial = partial;
-  // Cut, then seal in parallel; every chunk is saved even if this session saw it before.
+  // Cut, then id, seal and store the chunks in parallel. The outcome of an existing record is
+  // decided on the chunk list: ids are keyed hashes of the bytes.
   std::vector<ByteView> pieces;
   for (size_t pos = 0; pos < data.size();) {
     size_t n = repo_.chunker().Next(data.subspan(pos), true);
     pieces.push_back(data.subspan(pos, n));
     pos += n;
   }
-  std::vector<std::future<Status>> saved;
-  for (ByteView piece : pieces) {
-    Id id = BlobIdOf(repo_.key().id, piece);
-    rec.chunks.push_back(ChunkRef{.id = id, .length = static_cast<uint32_t>(piece.size())});
-    auto job = std::make_shared<std::packaged_task<Status()>>([this, id, piece] {
-      return repo_.SaveBlob(BlobType::kData, id, piece).status();
-    });
-    saved.push_back(job->get_future());
-    if (pool && pieces.size() > 1) {
-      pool->Submit([job] { (*job)(); });
-    } else {
-      (*job)();
+  WalRecord rec;
+  rec.name = name;
+  rec.size = data.size();
+  rec.time_ns = clock_.NowUnixNanos();
+  rec.host = HostName();
+  rec.partial = partial;
+  rec.chunks.resize(pieces.size());
+  auto run_all = [&](const std::function<Status(size_t)>& job) {
+    std::vector<std::future<Status>> done;
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      auto task = std::make_shared<std::packaged_task<Status()>>([&job, i] { return job(i); });
+      done.push_back(task->get_future());
+      if (pool && pieces.size() > 1) {
+        pool->Submit([task] { (*task)(); });
+      } else {
+        (*task)();
+      }
+    }
+    Status first;
+    for (auto& f : done) {
+      Status st = f.get();
+      if (!st.ok() && first.ok()) first = st;
+    }
+    return first;
+  };
+  RETURN_IF_ERROR(run_all([&](size_t i) {
+    rec.chunks[i] = ChunkRef{.id = BlobIdOf(repo_.key().id, pieces[i]),
+                             .length = static_cast<uint32_t>(pieces[i].size())};
+    return Status::Ok();
+  }));
+  rec.digest = ChunkListDigest(rec.chunks);
+  if (!partial) {
+    auto existing = Load(name);
+    if (existing.ok()) {
+      if (existing->digest == rec.digest && existing->size == data.size() && !existing->partial)
+        return PushOutcome::kAlreadyStored;
+      if (!existing->partial)
+        return FailedPrecondition(
+            "WAL file '" + name + "' is already archived for component '" + component_ +
+            "' with different content (" + std::to_string(existing->size) + " bytes, digest " +
+            existing->digest.Short() + "; now " + std::to_string(data.size()) + " bytes, " +
+            rec.digest.Short() + "). HINT: two clusters may be archiving into the same component");
+    } else if (existing.status().code() != Code::kNotFound) {
+      return existing.status();
     }
   }
-  Status first;
-  for (auto& f : saved) {
-    Status st = f.get();
-    if (!st.ok() && first.ok()) first = st;
-  }
-  RETURN_IF_ERROR(first);
+  RETURN_IF_ERROR(run_all([&](size_t i) {
+    return repo_.SaveBlob(BlobType::kData, rec.chunks[i].id, pieces[i], kWalCompressionLevel)
+        .status();
+  }));
   RETURN_IF_ERROR(repo_.Flush());
   for (const auto& c : rec.chunks) {
     auto loc = repo_.index().Find(c.id);
@@ -170,9 +195,9 @@ Result<Bytes> WalStore::Fetch(const std::string& name) {
       return Corruption("WAL file '" + name + "': blob '" + c.id.Short() + "' has the wrong length");
     out.insert(out.end(), piece->begin(), piece->end());
   }
-  if (out.size() != rec.size || Sha256(out) != rec.sha256)
+  if (out.size() != rec.size)
     return Corruption("WAL file '" + name + "' of component '" + component_ +
-                      "' does not match its recorded SHA-256");
+                      "' does not have its recorded size");
   return out;
 }
 

@@ -3,8 +3,10 @@
 // each stored as blobs plus a sealed record naming them:
 //
 //   wal/<component>/<file name> = Seal(CompressBlob(JSON record), aad="reprise-wal-v1")
-//   record: {"name","size","sha256","time_ns","host","partial","chunks":[[id,len],...],
+//   record: {"name","size","digest","time_ns","host","partial","chunks":[[id,len],...],
 //            "at":[[pack hex, offset, sealed length, raw length],...]}
+//   digest = SHA-256 of the chunk list (each chunk's 32-byte keyed id and 4-byte length): the
+//   file's identity without a second pass over 16 MiB (chunk ids are keyed hashes of the bytes).
 //
 // The record is written last, after the packs and an index file holding its blobs are
 // durable: a visible record is always fetchable. Records of complete files are never replaced
@@ -27,7 +29,7 @@ namespace reprise {
 struct WalRecord {
   std::string name;
   uint64_t size = 0;
-  Id sha256;
+  Id digest;
   int64_t time_ns = 0;
   std::string host;
   bool partial = false;
@@ -46,7 +48,7 @@ class WalStore {
   // and encrypts chunks in parallel. A partial push replaces an earlier partial record.
   Result<PushOutcome> Push(const std::string& name, ByteView data, bool partial = false,
                            ThreadPool* pool = nullptr);
-  // The file's bytes, checked against its recorded SHA-256. kNotFound when not archived.
+  // The file's bytes, every chunk authenticated against its id. kNotFound when not archived.
   Result<Bytes> Fetch(const std::string& name);
   Result<WalRecord> Load(const std::string& name);
   bool Exists(const std::string& name);
@@ -75,6 +77,8 @@ Status ForEachWalRecord(Repository& repo,
 Result<std::vector<std::string>> ExpireWal(Repository& repo, const std::vector<Point>& kept,
                                            bool dry_run);
 
+// The record's digest: SHA-256 over each chunk's id and little-endian u32 length.
+Id ChunkListDigest(const std::vector<ChunkRef>& chunks);
 nlohmann::json WalRecordToJson(const WalRecord& r);
 Result<WalRecord> WalRecordFromJson(const nlohmann::json& j);
 

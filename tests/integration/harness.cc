@@ -90,7 +90,9 @@ void Walk(const std::string& root, const std::string& rel, std::map<std::string,
 
 RunResult RunCommand(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
   int out_pipe[2], err_pipe[2];
-  if (pipe(out_pipe) != 0 || pipe(err_pipe) != 0) return {};
+  // O_CLOEXEC: only the dup2 copies (fds 1 and 2) reach the child, so a daemon it leaves behind
+  // (pg_ctl start) cannot hold the pipes open and hang the reader.
+  if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) return {};
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);

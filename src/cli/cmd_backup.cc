@@ -4,7 +4,12 @@
 #include "cli/commands.h"
 #include "orchestrate/backup.h"
 #include "orchestrate/component_factory.h"
+#include "orchestrate/pg_recovery.h"
 #include "repo/lock.h"
+#include "repo/wal_store.h"
+
+#include <chrono>
+#include <thread>
 
 namespace reprise::cli {
 
@@ -15,6 +20,7 @@ struct BackupFlags {
   std::vector<std::string> components;
   std::vector<std::string> tags;
   std::vector<std::string> excludes;
+  int wal_wait_s = 60;
 };
 
 Result<BackupJob> BuildJob(Context& ctx, const BackupFlags& f) {
@@ -68,6 +74,9 @@ void AddBackupCommand(CLI::App& app, Context& ctx, Action* run) {
   cmd->add_option("--component", f->components, "back up only this component of the plan");
   cmd->add_option("--tag", f->tags, "tag the point (repeatable)");
   cmd->add_option("--exclude", f->excludes, "with PATHs: skip paths matching this glob");
+  cmd->add_option("--wal-wait", f->wal_wait_s,
+                  "postgres: seconds to wait for the WAL the point needs to reach the archive "
+                  "(default 60); after that the backup exits 3 with a warning");
   cmd->callback([&ctx, run, f] {
     *run = [&ctx, f]() -> int {
       auto job = BuildJob(ctx, *f);
@@ -90,7 +99,33 @@ void AddBackupCommand(CLI::App& app, Context& ctx, Action* run) {
       ctx.EndProgress();
       if (!point.ok()) return ctx.Fail(point.status());
       const Point& p = *point;
-      uint64_t warnings = 0;
+      // A physical postgres point is restorable once the WAL up to its end is archived
+      // (archive_command: the server already waited for it; wal-stream: it arrives within
+      // a second or so). Wait for it, bounded, and say so when it does not come.
+      std::vector<std::string> wal_missing;
+      for (const auto& c : p.components) {
+        if (c.kind != "postgres" || c.status != "ok" || c.info.value("mode", "") != "physical")
+          continue;
+        nlohmann::json info = c.info;
+        info["component"] = c.name;
+        WalStore wal(**repo, c.name, ctx.clock);
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(f->wal_wait_s);
+        for (;;) {
+          auto needs = PlanRecoveryWal(wal, info, RecoveryTarget{});
+          if (needs.ok()) break;
+          if (std::chrono::steady_clock::now() >= deadline) {
+            wal_missing.push_back(c.name + ": " + needs.status().message());
+            break;
+          }
+          ctx.Progress("waiting for the WAL of " + c.name + " to be archived");
+          std::this_thread::sleep_for(std::chrono::milliseconds(250));
+        }
+        ctx.EndProgress();
+      }
+      for (const auto& m : wal_missing)
+        ctx.Warn("warning: point " + p.id.Short() + " cannot be restored until its WAL is "
+                 "archived: " + m);
+      uint64_t warnings = wal_missing.size();
       bool failed = false;
       for (const auto& c : p.components) {
         warnings += c.warning_count;
@@ -100,7 +135,7 @@ void AddBackupCommand(CLI::App& app, Context& ctx, Action* run) {
         nlohmann::json comps = nlohmann::json::array();
         for (const auto& c : p.components)
           comps.push_back({{"name", c.name}, {"kind", c.kind}, {"status", c.status},
-                           {"error", c.error}, {"stats", c.stats},
+                           {"error", c.error}, {"stats", c.stats}, {"info", c.info},
                            {"warnings", c.warnings}, {"warning_count", c.warning_count}});
         ctx.PrintJson({{"point", p.id.Hex()}, {"status", p.status}, {"stats", p.stats},
                        {"components", comps}});

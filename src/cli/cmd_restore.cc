@@ -28,6 +28,7 @@ struct RestoreFlags {
 
 // One physical postgres component being restored, with what its recovery needs.
 struct PgRestore {
+  double wal_seconds = 0;
   const PointComponent* pc = nullptr;
   const ComponentSpec* spec = nullptr;  // from the plan, when it has the component
   std::string data_dir;
@@ -140,6 +141,32 @@ void AddRestoreCommand(CLI::App& app, Context& ctx, Action* run) {
             "--to-time, --to-lsn, --to-end, --delta, --start and --port apply to physical "
             "postgres components, and this restore has none"));
 
+      // Fetch (and so authenticate) the WAL before writing the data directory: damaged WAL
+      // must fail the restore before anything that looks like a data directory exists.
+      for (auto& r : pgs) {
+        std::error_code ec;
+        bool busy = false;
+        for (const auto& e : std::filesystem::directory_iterator(r.data_dir, ec))
+          if (e.path().filename() != "reprise-wal") busy = true;
+        if (busy && !f->delta)
+          return ctx.Fail(FailedPrecondition(
+              "target '" + r.data_dir + "' is not empty. HINT: restore into an empty directory, "
+              "or give --delta to update it in place (only blocks that differ are written)"));
+        auto w0 = std::chrono::steady_clock::now();
+        WalStore wal(**repo, r.pc->name, ctx.clock);
+        std::string spool = files::JoinPath(r.data_dir, "reprise-wal");
+        uint64_t seg = r.pc->info.value("wal_segment_size", pg::kDefaultSegmentSize);
+        auto st = FetchRecoveryWal(wal, r.needs, spool, seg, r.os_user, [&](size_t d, size_t t) {
+          ctx.Progress("fetch WAL " + r.pc->name + ": " + std::to_string(d) + "/" + std::to_string(t));
+        });
+        ctx.EndProgress();
+        if (!st.ok()) {
+          std::filesystem::remove_all(spool, ec);
+          return ctx.Fail(st.WithContext("nothing was written to '" + r.data_dir + "'"));
+        }
+        r.wal_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
+      }
+
       nlohmann::json params = nlohmann::json::object();
       if (f->delta) params["delta"] = true;
       if (!pgs.empty()) params["os_user"] = pgs.front().os_user;
@@ -165,16 +192,8 @@ void AddRestoreCommand(CLI::App& app, Context& ctx, Action* run) {
       // Recovery: WAL into the spool, settings, and (--start) the server.
       nlohmann::json recovery = nlohmann::json::array();
       for (auto& r : pgs) {
-        auto w0 = std::chrono::steady_clock::now();
-        WalStore wal(**repo, r.pc->name, ctx.clock);
         std::string spool = files::JoinPath(r.data_dir, "reprise-wal");
-        uint64_t seg = r.pc->info.value("wal_segment_size", pg::kDefaultSegmentSize);
-        auto st = FetchRecoveryWal(wal, r.needs, spool, seg, r.os_user, [&](size_t d, size_t t) {
-          ctx.Progress("fetch WAL " + r.pc->name + ": " + std::to_string(d) + "/" + std::to_string(t));
-        });
-        ctx.EndProgress();
-        if (!st.ok()) return ctx.Fail(st);
-        double wal_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
+        double wal_s = r.wal_seconds;
         RecoveryConfig rc{.spool_dir = spool, .target = r.target, .port = f->port,
                           .archive_off = f->no_archive, .os_user = r.os_user};
         if (auto wst = WriteRecoveryConfig(r.data_dir, rc); !wst.ok()) return ctx.Fail(wst);

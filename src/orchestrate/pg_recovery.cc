@@ -166,12 +166,25 @@ Result<WalNeeds> PlanRecoveryWal(WalStore& wal, const nlohmann::json& info,
     return FailedPrecondition("the WAL archive of component '" +
                               info.value("component", std::string()) + "' ends at '" +
                               needs.last + "', before the point's end or the target LSN");
+  // Whatever the target, recovery cannot end before the backup's end.
+  if (!stop && segno <= end->segno)
+    return FailedPrecondition(
+        "WAL segment '" + pg::SegmentNameOf(pg::SegmentId{path.back().tli, segno}, seg_size) +
+        "' is missing from the archive of component '" + info.value("component", std::string()) +
+        "': the point is consistent only at " + info.value("end_lsn", std::string()) +
+        ". HINT: wait until archive_command / wal-stream has archived it");
   return needs;
 }
 
 Status FetchRecoveryWal(WalStore& wal, const WalNeeds& needs, const std::string& spool_dir,
                         uint64_t segment_size, const std::string& os_user,
                         const std::function<void(size_t, size_t)>& progress) {
+  {
+    // Files left by an earlier restore must never be offered to this recovery.
+    std::error_code ec;
+    fs::remove_all(spool_dir, ec);
+    if (ec) return files::PathError("emptying", spool_dir, ec.value());
+  }
   RETURN_IF_ERROR(files::MakeDirs(spool_dir));
   ::chmod(spool_dir.c_str(), 0700);
   std::optional<std::pair<uid_t, gid_t>> owner;

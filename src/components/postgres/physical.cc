@@ -210,6 +210,11 @@ Result<nlohmann::json> PostgresPhysicalComponent::Backup(BackupSink& sink) {
   Receiver receiver(sink, block_size, std::move(previous));
   pg::BaseBackupOptions bb;
   bb.label = options_.label;
+  // WAIT false: the server still switches to a new segment at the backup's end, but does not
+  // block (forever, with a broken archive_command) until it is archived. The caller waits for
+  // the point's WAL in the repository itself, bounded (backup --wal-wait), whichever way
+  // (archive_command or wal-stream) it comes.
+  bb.wait_for_wal_archive = false;
   const int64_t started = std::chrono::duration_cast<std::chrono::nanoseconds>(
                               std::chrono::system_clock::now().time_since_epoch())
                               .count();
@@ -336,7 +341,11 @@ class DataDirWriter {
     if (exists && fs::exists(JoinPath(root_, "postmaster.pid"), ec))
       return FailedPrecondition("target '" + root_ + "' has a postmaster.pid: a server may be "
                                 "running on it. HINT: stop it first");
-    if (exists && !fs::is_empty(root_, ec) && !delta_)
+    bool only_spool = true;
+    if (exists)
+      for (const auto& e : fs::directory_iterator(root_, ec))
+        if (e.path().filename() != "reprise-wal") only_spool = false;
+    if (exists && !only_spool && !delta_)
       return FailedPrecondition("target '" + root_ + "' is not empty. HINT: restore into an "
                                 "empty directory, or give --delta to update it in place (only "
                                 "blocks that differ are written)");

@@ -40,21 +40,37 @@ struct CopyFlags {
 
 void PrintCopyReport(Context& ctx, const CopyReport& r) {
   if (ctx.opts.json) {
-    nlohmann::json ids = nlohmann::json::array();
+    nlohmann::json ids = nlohmann::json::array(), from = nlohmann::json::array();
     for (const Id& id : r.copied) ids.push_back(id.Hex());
-    ctx.PrintJson({{"points_copied", r.points_copied}, {"points_skipped", r.points_skipped},
-                   {"blobs_copied", r.blobs_copied}, {"bytes_copied", r.bytes_copied},
-                   {"packs_written", r.packs_written}, {"wal_files_copied", r.wal_files_copied},
-                   {"copied", ids}});
+    for (const Id& id : r.copied_from) from.push_back(id.Hex());
+    nlohmann::json out = {{"points_copied", r.points_copied},
+                          {"points_skipped", r.points_skipped},
+                          {"blobs_copied", r.blobs_copied},
+                          {"bytes_copied", r.bytes_copied},
+                          {"packs_written", r.packs_written},
+                          {"wal_files_copied", r.wal_files_copied},
+                          {"copied", ids},
+                          {"reencrypted", r.reencrypted}};
+    if (r.reencrypted) out["copied_from"] = from;
+    ctx.PrintJson(out);
     return;
   }
-  for (const Id& id : r.copied) ctx.Say("copied point " + id.Short());
+  for (size_t i = 0; i < r.copied.size(); ++i) {
+    if (i < r.copied_from.size())
+      ctx.Say("copied point " + r.copied_from[i].Short() + " as " + r.copied[i].Short());
+    else
+      ctx.Say("copied point " + r.copied[i].Short());
+  }
   ctx.Say("copied " + std::to_string(r.points_copied) + " point(s), skipped " +
           std::to_string(r.points_skipped) + " already there; " +
           std::to_string(r.blobs_copied) + " blob(s), " + FormatBytes(r.bytes_copied) +
           " in " + std::to_string(r.packs_written) + " new pack(s)");
   if (r.wal_files_copied)
     ctx.Say("copied " + std::to_string(r.wal_files_copied) + " WAL file(s)");
+  if (r.reencrypted)
+    ctx.Say("re-encrypted: the repositories have different master keys, so every blob "
+            "copied was decrypted and sealed again under the target's key (copies get new "
+            "point ids)");
 }
 
 int RunCopy(Context& ctx, const CopyFlags& f) {
@@ -82,7 +98,8 @@ int RunCopy(Context& ctx, const CopyFlags& f) {
 
 void AddCopyCommand(CLI::App& app, Context& ctx, Action* run) {
   auto* cmd = app.add_subcommand(
-      "copy", "copy points to another repository (site) that shares the master key");
+      "copy",
+      "copy points to another repository (site); re-encrypts when the master keys differ");
   auto f = std::make_shared<CopyFlags>();
   cmd->add_option("--from", f->from, "source: a site of the plan or a repository URL")
       ->required();

@@ -8,12 +8,15 @@ nlohmann::json PointSummaryJson(const Point& p) {
   nlohmann::json comps = nlohmann::json::array();
   for (const auto& c : p.components)
     comps.push_back({{"name", c.name}, {"kind", c.kind}, {"status", c.status},
-                     {"entries", c.entries}, {"bytes", c.stats.value("bytes", uint64_t{0})}});
-  return {{"id", p.id.Hex()},     {"short_id", p.id.Short()},
+                     {"entries", c.entries}, {"bytes", c.stats.value("bytes", uint64_t{0})},
+                     {"info", c.info}});
+  nlohmann::json j = {{"id", p.id.Hex()},     {"short_id", p.id.Short()},
           {"time", FormatRfc3339(p.time_ns)}, {"host", p.host},
           {"plan", p.plan},       {"site", p.site},
           {"tags", p.tags},       {"status", p.status},
           {"components", comps},  {"stats", p.stats}};
+  if (!p.copied_from.empty()) j["copied_from"] = p.copied_from;
+  return j;
 }
 
 void AddPointsCommand(CLI::App& app, Context& ctx, Action* run) {

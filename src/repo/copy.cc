@@ -1,10 +1,16 @@
 #include "repo/copy.h"
 
 #include <algorithm>
+#include <future>
 #include <map>
+#include <memory>
 #include <span>
+#include <unordered_map>
 #include <unordered_set>
 
+#include "common/thread_pool.h"
+#include "repo/block_map.h"
+#include "repo/compress.h"
 #include "repo/content.h"
 #include "repo/format.h"
 #include "repo/pack.h"
@@ -22,14 +28,6 @@ struct Needed {
 };
 // Source pack -> its needed blobs, by offset.
 using PackGroups = std::map<Id, std::vector<Needed>>;
-
-Status NotSharedKey(Repository& from, Repository& to) {
-  std::string a = from.storage().Location(), b = to.storage().Location();
-  return FailedPrecondition("repositories '" + a + "' and '" + b +
-                            "' do not share a master key (copying between different keys "
-                            "would re-encrypt everything, which is not built yet). HINT: "
-                            "create the target with 'reprise init --copy-keys-from " + a + "'");
-}
 
 // Groups blob ids (that `to` lacks) by the source pack holding them. `what` names the object
 // needing them, for messages ("point 'ab12cd34'").
@@ -178,6 +176,218 @@ class PointCopier {
   SealedPackWriter writer_;
 };
 
+// ---- Between different master keys: every blob re-sealed, manifests rewritten ----
+
+// WAL blobs are stored at zstd's fast level, as WalStore does.
+constexpr int kWalLevel = -1;
+// Re-encrypted WAL records are written in batches: blobs of up to this many bytes or records
+// -> Flush (packs, index) -> the records.
+constexpr uint64_t kWalBatchBytes = 64 << 20;
+constexpr size_t kWalBatchFiles = 64;
+
+// Copies points and WAL records into a repository with another master key. Each blob is read
+// from the source (ReadBlob authenticates it), given its id under the target's id key and
+// saved with the target's SaveBlob (which dedups against the target and compresses at its
+// level); the data keeps the source's chunk boundaries. Block maps are rewritten bases first,
+// manifests are re-cut into tree blobs by a RepoBackupSink on the target. `ids_` maps source
+// ids to target ids for the run, so a blob shared by several points is read once.
+class Reencryptor {
+ public:
+  Reencryptor(Repository& from, Repository& to, const CopyOptions& options, CopyReport& report)
+      : from_(from),
+        to_(to),
+        report_(report),
+        pool_(options.threads ? options.threads : DefaultThreads(),
+              4 * (options.threads ? options.threads : DefaultThreads())) {}
+
+  // Blobs -> Flush (packs, index files) -> the new point, which records the source's id.
+  Status Copy(const Point& point, const ProgressFn& progress) {
+    const std::string what = "point '" + point.id.Short() + "'";
+    Point out = point;
+    out.id = Id{};
+    out.copied_from = point.id.Hex();
+    for (size_t i = 0; i < out.components.size(); ++i) {
+      PointComponent& c = out.components[i];
+      if (progress) progress("copy " + what + ": components", i, out.components.size());
+      if (c.manifest.empty()) continue;
+      auto manifest = Manifest(c);
+      if (!manifest.ok())
+        return Explain(manifest.status(), what + " was not copied: component '" + c.name + "'");
+      c.manifest = std::move(*manifest);
+    }
+    RETURN_IF_ERROR(to_.Flush().WithContext("copying " + what));
+    ASSIGN_OR_RETURN(Id id, to_.SavePoint(out));
+    report_.points_copied++;
+    report_.copied.push_back(id);
+    report_.copied_from.push_back(point.id);
+    return Status::Ok();
+  }
+
+  // Re-ids the record's chunks (digest recomputed); the record is written by FlushWal, after
+  // its blobs are durable, with "at" recomputed from the target's index.
+  Status CopyWal(const std::string& key, const WalRecord& rec) {
+    std::vector<Id> ids;
+    for (const auto& c : rec.chunks) ids.push_back(c.id);
+    Status st = Blobs(ids, BlobType::kData, kWalLevel);
+    if (!st.ok()) return Explain(st, "WAL file '" + rec.name + "' was not copied");
+    WalRecord out = rec;
+    for (auto& c : out.chunks) c.id = ids_.at(c.id);
+    out.digest = ChunkListDigest(out.chunks);
+    out.at.clear();
+    wal_bytes_ += rec.size;
+    pending_wal_.emplace_back(key, std::move(out));
+    if (wal_bytes_ >= kWalBatchBytes || pending_wal_.size() >= kWalBatchFiles) return FlushWal();
+    return Status::Ok();
+  }
+
+  Status FlushWal() {
+    if (pending_wal_.empty()) return Status::Ok();
+    RETURN_IF_ERROR(to_.Flush());
+    for (auto& [key, rec] : pending_wal_) {
+      for (const auto& c : rec.chunks) {
+        auto loc = to_.index().Find(c.id);
+        if (!loc.ok()) {
+          rec.at.clear();  // only a hint: fetch falls back to the index
+          break;
+        }
+        rec.at.push_back(*loc);
+      }
+      std::string text = WalRecordToJson(rec).dump();
+      Bytes file = Seal(to_.key().encryption, CompressBlob(AsBytes(text), 3), AsBytes(kAadWal));
+      RETURN_IF_ERROR(to_.storage().Put(key, file).WithContext("writing '" + key + "'"));
+      report_.wal_files_copied++;
+    }
+    pending_wal_.clear();
+    wal_bytes_ = 0;
+    return Status::Ok();
+  }
+
+ private:
+  // Source damage keeps its code (kCorruption) and gets a hint about the source.
+  Status Explain(const Status& st, const std::string& context) {
+    if (st.code() == Code::kCorruption) {
+      std::string why = st.message();
+      why = why.substr(0, why.find(". HINT:"));  // one hint, about the source
+      return Corruption(context + ": " + why + " (source '" +
+                        from_.storage().Location() +
+                        "'). HINT: run 'reprise check --read-data' on the source");
+    }
+    return st.WithContext(context);
+  }
+
+  // The component's manifest, every content rewritten with target ids, cut into tree blobs
+  // of the target the way a backup cuts it.
+  Result<std::vector<Id>> Manifest(const PointComponent& c) {
+    RepoBackupSink sink(to_, pool_);
+    auto cursor = OpenManifest(from_, c.manifest);
+    for (;;) {
+      ASSIGN_OR_RETURN(const nlohmann::json* entry, cursor->Next());
+      if (!entry) break;
+      nlohmann::json out = *entry;
+      std::vector<ContentFuture> contents;
+      auto it = entry->find("contents");
+      if (it != entry->end()) {
+        if (!it->is_array()) return Corruption("a manifest entry has a bad 'contents'");
+        for (const auto& list : *it) {
+          ASSIGN_OR_RETURN(Content content, ContentFromJson(list));
+          ASSIGN_OR_RETURN(Content moved, Rewrite(std::move(content)));
+          contents.push_back(BackupSink::Ready(std::move(moved)));
+        }
+      }
+      // With no futures the sink keeps the entry's "contents" as it is (an empty list).
+      RETURN_IF_ERROR(sink.AddEntry(std::move(out), std::move(contents)));
+    }
+    return sink.Finish();
+  }
+
+  Result<Content> Rewrite(Content content) {
+    if (content.map) {
+      ASSIGN_OR_RETURN(Id map, Map(*content.map, 0));
+      content.map = map;
+      return content;
+    }
+    std::vector<Id> ids;
+    ids.reserve(content.chunks.size());
+    for (const auto& ch : content.chunks) ids.push_back(ch.id);
+    RETURN_IF_ERROR(Blobs(ids, BlobType::kData, std::nullopt));
+    for (auto& ch : content.chunks) ch.id = ids_.at(ch.id);
+    return content;
+  }
+
+  // A block map under its target id: its base first (recursively), then its blocks.
+  Result<Id> Map(const Id& id, uint32_t depth) {
+    if (auto it = ids_.find(id); it != ids_.end()) return it->second;
+    if (depth > kBlockMapMaxDepth)
+      return Corruption("block map '" + id.Short() + "': chain longer than allowed");
+    ASSIGN_OR_RETURN(Bytes bytes, from_.ReadBlob(id));
+    auto map = DecodeBlockMap(bytes);
+    if (!map.ok()) return map.status().WithContext("block map '" + id.Short() + "'");
+    if (map->base) {
+      ASSIGN_OR_RETURN(Id base, Map(*map->base, depth + 1));
+      map->base = base;
+    }
+    std::vector<Id> ids;
+    ids.reserve(map->entries.size());
+    for (const auto& e : map->entries) ids.push_back(e.chunk.id);
+    RETURN_IF_ERROR(Blobs(ids, BlobType::kData, std::nullopt));
+    for (auto& e : map->entries) e.chunk.id = ids_.at(e.chunk.id);
+    Bytes out = EncodeBlockMap(*map);
+    Id target = BlobIdOf(to_.key().id, out);
+    RETURN_IF_ERROR(to_.SaveBlob(BlobType::kTree, target, out).status());
+    ids_[id] = target;
+    return target;
+  }
+
+  // Re-seals every id not mapped yet, in parallel on the pool; fills ids_.
+  Status Blobs(const std::vector<Id>& ids, BlobType type, std::optional<int> level) {
+    std::vector<Id> todo;
+    std::unordered_set<Id, IdHash> seen;
+    for (const Id& id : ids)
+      if (!ids_.count(id) && seen.insert(id).second) todo.push_back(id);
+    if (todo.empty()) return Status::Ok();
+    std::vector<std::future<Result<Id>>> done;
+    done.reserve(todo.size());
+    for (const Id& id : todo) {
+      auto task = std::make_shared<std::packaged_task<Result<Id>()>>(
+          [this, id, type, level] { return Reseal(id, type, level); });
+      done.push_back(task->get_future());
+      if (todo.size() > 1) {
+        pool_.Submit([task] { (*task)(); });
+      } else {
+        (*task)();
+      }
+    }
+    Status first;
+    for (size_t i = 0; i < done.size(); ++i) {
+      Result<Id> r = done[i].get();
+      if (!r.ok()) {
+        if (first.ok()) first = r.status();
+        continue;
+      }
+      ids_[todo[i]] = *r;
+    }
+    return first;
+  }
+
+  // One blob: read and authenticated from the source, saved under its target id.
+  Result<Id> Reseal(const Id& id, BlobType type, std::optional<int> level) {
+    ASSIGN_OR_RETURN(Bytes plain, from_.ReadBlob(id));
+    Id target = BlobIdOf(to_.key().id, plain);
+    auto saved = level ? to_.SaveBlob(type, target, plain, *level)
+                       : to_.SaveBlob(type, target, plain);
+    if (!saved.ok()) return saved.status();
+    return target;
+  }
+
+  Repository& from_;
+  Repository& to_;
+  CopyReport& report_;
+  ThreadPool pool_;
+  std::unordered_map<Id, Id, IdHash> ids_;  // source id -> target id (this run)
+  std::vector<std::pair<std::string, WalRecord>> pending_wal_;
+  uint64_t wal_bytes_ = 0;
+};
+
 // The points asked for (all when none), oldest first, each once.
 Result<std::vector<Point>> SelectPoints(Repository& from, const CopyOptions& options) {
   if (options.points.empty()) return from.ListPoints();
@@ -203,6 +413,62 @@ Result<std::unordered_set<Id, IdHash>> PointIds(Repository& repo) {
   return ids;
 }
 
+// The re-encrypting copy. A source point is skipped when the target has a point copied from
+// it ("copied_from"), or when it was itself copied from a point the target has.
+Result<CopyReport> CopyReencrypting(Repository& from, Repository& to, const CopyOptions& options,
+                                    const ProgressFn& progress) {
+  RETURN_IF_ERROR(from.LoadIndex());
+  RETURN_IF_ERROR(to.LoadIndex());
+  ASSIGN_OR_RETURN(std::vector<Point> points, SelectPoints(from, options));
+  std::vector<std::string> damaged;  // a damaged target point is no reason not to copy
+  ASSIGN_OR_RETURN(std::vector<Point> present, to.ListPoints(&damaged));
+  std::unordered_set<std::string> copied, ids;
+  for (const Point& p : present) {
+    if (!p.copied_from.empty()) copied.insert(p.copied_from);
+    ids.insert(p.id.Hex());
+  }
+  CopyReport report;
+  report.reencrypted = true;
+  WriteStats& stats = to.write_stats();
+  const uint64_t blobs0 = stats.new_blobs, bytes0 = stats.stored_bytes, packs0 = stats.packs;
+  Reencryptor copier(from, to, options, report);
+  for (size_t i = 0; i < points.size(); ++i) {
+    if (progress) progress("points", i, points.size());
+    const Point& p = points[i];
+    if (copied.count(p.id.Hex()) || (!p.copied_from.empty() && ids.count(p.copied_from))) {
+      report.points_skipped++;
+      continue;
+    }
+    RETURN_IF_ERROR(copier.Copy(p, progress));
+  }
+  if (progress) progress("points", points.size(), points.size());
+  if (options.wal) {
+    // Complete files the target lacks; partial ones whose target record is another one (the
+    // record keeps the source's size and time, so an unchanged partial is recognised).
+    ASSIGN_OR_RETURN(auto present_wal, to.storage().List(std::string(kWalDir)));
+    std::unordered_set<std::string> have;
+    for (const auto& o : present_wal) have.insert(o.key);
+    Status st = ForEachWalRecord(from, [&](const std::string& key, const WalRecord& rec) {
+      if (have.count(key)) {
+        if (!rec.partial) return Status::Ok();
+        auto j = to.LoadJsonFile(key, kAadWal);
+        if (j.ok()) {
+          auto there = WalRecordFromJson(*j);
+          if (there.ok() && there->size == rec.size && there->time_ns == rec.time_ns)
+            return Status::Ok();
+        }
+      }
+      return copier.CopyWal(key, rec);
+    });
+    if (st.ok()) st = copier.FlushWal();
+    RETURN_IF_ERROR(st.WithContext("copying the WAL archive"));
+  }
+  report.blobs_copied = stats.new_blobs - blobs0;
+  report.bytes_copied = stats.stored_bytes - bytes0;
+  report.packs_written = stats.packs - packs0;
+  return report;
+}
+
 }  // namespace
 
 bool SameMasterKey(const Repository& a, const Repository& b) {
@@ -212,7 +478,7 @@ bool SameMasterKey(const Repository& a, const Repository& b) {
 
 Result<CopyReport> CopyPoints(Repository& from, Repository& to, const CopyOptions& options,
                               const ProgressFn& progress) {
-  if (!SameMasterKey(from, to)) return NotSharedKey(from, to);
+  if (!SameMasterKey(from, to)) return CopyReencrypting(from, to, options, progress);
   RETURN_IF_ERROR(from.LoadIndex());
   RETURN_IF_ERROR(to.LoadIndex());
   ASSIGN_OR_RETURN(std::vector<Point> points, SelectPoints(from, options));

@@ -29,11 +29,13 @@ nlohmann::json PointToJson(const Point& p) {
                      {"warnings", c.warnings},
                      {"warning_count", c.warning_count}});
   }
-  return {{"version", kFormatVersion}, {"time", FormatRfc3339(p.time_ns)},
-          {"host", p.host},           {"user", p.user},
-          {"plan", p.plan},           {"site", p.site},
-          {"tags", p.tags},           {"status", p.status},
-          {"components", comps},      {"stats", p.stats}};
+  nlohmann::json j = {{"version", kFormatVersion}, {"time", FormatRfc3339(p.time_ns)},
+                      {"host", p.host},           {"user", p.user},
+                      {"plan", p.plan},           {"site", p.site},
+                      {"tags", p.tags},           {"status", p.status},
+                      {"components", comps},      {"stats", p.stats}};
+  if (!p.copied_from.empty()) j["copied_from"] = p.copied_from;
+  return j;
 }
 
 Result<Point> PointFromJson(const nlohmann::json& j) {
@@ -51,6 +53,7 @@ Result<Point> PointFromJson(const nlohmann::json& j) {
     p.tags = j.value("tags", std::vector<std::string>{});
     p.status = j.at("status").get<std::string>();
     p.stats = j.value("stats", nlohmann::json::object());
+    p.copied_from = j.value("copied_from", "");
     for (const auto& cj : j.at("components")) {
       PointComponent c;
       c.name = cj.at("name").get<std::string>();

@@ -37,6 +37,10 @@ struct Point {
   std::string status = "complete";  // complete | partial
   std::vector<PointComponent> components;
   nlohmann::json stats = nlohmann::json::object();
+  // Set by a re-encrypting `copy`: the id (64 hex) of the point this one was copied from in
+  // the source repository, whose key differs (so the ids differ). Empty otherwise; stored as
+  // "copied_from" only when set.
+  std::string copied_from;
 
   const PointComponent* Find(const std::string& component) const;
 };

@@ -1,6 +1,7 @@
 // `reprise copy` and `reprise init --copy-keys-from`, with the real binary: local to local
-// through plan sites, refusal between different keys, a copy killed half-way and resumed, and
-// local -> S3 -> S3 on Ceph RGW (CopyS3Test: only with REPRISE_TEST_S3_ENV_FILE or the
+// through plan sites, re-encryption between different keys (restored byte for byte, idempotent,
+// killed half-way and resumed), a copy killed half-way and resumed, and local -> S3 -> S3 on
+// Ceph RGW (CopyS3Test: only with REPRISE_TEST_S3_ENV_FILE or the
 // REPRISE_TEST_S3_* variables, as in s3_storage_test.cc; it skips otherwise).
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -61,8 +62,9 @@ class CopyTest : public ::testing::Test {
     return j.is_object() ? j.value("point", "") : "";
   }
 
-  std::set<std::string> PointIds(const std::string& repo) {
-    auto r = Reprise({"-r", repo, "--json", "points"});
+  std::set<std::string> PointIds(const std::string& repo, std::vector<std::string> global = {}) {
+    global.insert(global.end(), {"-r", repo, "--json", "points"});
+    auto r = Reprise(global);
     EXPECT_EQ(r.exit_code, 0) << r.err;
     std::set<std::string> ids;
     for (const auto& p : Json(r)) ids.insert(p.value("id", ""));
@@ -71,11 +73,19 @@ class CopyTest : public ::testing::Test {
 
   // Restores `point` of `repo` and compares the copy of `source` with it.
   std::string RestoreDiff(const std::string& repo, const std::string& point,
-                          const std::string& source) {
+                          const std::string& source, std::vector<std::string> global = {}) {
+    return RestoreDiff(repo, point, source, Snapshot(source), std::move(global));
+  }
+  // The same against `want`, a snapshot of `source` taken earlier.
+  std::string RestoreDiff(const std::string& repo, const std::string& point,
+                          const std::string& source,
+                          const std::map<std::string, EntryFacts>& want,
+                          std::vector<std::string> global = {}) {
     std::string target = tmp_.path() + "/restore-" + std::to_string(++restores_);
-    auto r = Reprise({"-r", repo, "restore", point, "--target", target});
+    global.insert(global.end(), {"-r", repo, "restore", point, "--target", target});
+    auto r = Reprise(global);
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    return Diff(Snapshot(source), Snapshot(target + source));
+    return Diff(want, Snapshot(target + source));
   }
 
   TempDir tmp_;
@@ -158,18 +168,90 @@ TEST_F(CopyTest, OnlyTheNamedPointAndOnlyNewBlobs) {
   EXPECT_EQ(RestoreDiff(b_, p2, src), "");
 }
 
-TEST_F(CopyTest, DifferentKeysAreRefusedWithAHint) {
+// Two repositories initialised apart, with different passphrases: different master keys.
+class CopyReencryptCliTest : public CopyTest {
+ protected:
+  void SetUp() override {
+    CopyTest::SetUp();
+    pw_b_ = tmp_.path() + "/pw-b";
+    WriteFile(pw_b_, "the other site's passphrase\n");
+    b_pass_ = {"--password-file", pw_b_};
+  }
+  // `reprise copy` from a_ to b_ (the target's passphrase by flag, the source's by file).
+  RunResult Copy(bool json = true) {
+    std::vector<std::string> args = b_pass_;
+    if (json) args.push_back("--json");
+    args.insert(args.end(),
+                {"copy", "--from", a_, "--to", b_, "--from-password-file", pw_});
+    return Reprise(args);
+  }
+  // b_'s point ids, oldest first.
+  std::vector<std::string> TargetPoints() {
+    auto r = Reprise({"--password-file", pw_b_, "-r", b_, "--json", "points"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::vector<std::string> ids;
+    for (const auto& p : Json(r)) ids.push_back(p.value("id", ""));
+    return ids;
+  }
+  std::string pw_b_;
+  std::vector<std::string> b_pass_;
+};
+
+TEST_F(CopyReencryptCliTest, DifferentKeysReencryptAndRestoreIdentically) {
   ASSERT_EQ(Reprise({"-r", a_, "init"}).exit_code, 0);
-  ASSERT_EQ(Reprise({"-r", b_, "init"}).exit_code, 0);
+  ASSERT_EQ(Reprise({"--password-file", pw_b_, "-r", b_, "init"}).exit_code, 0);
   std::string src = tmp_.path() + "/src";
-  fs::create_directories(src);
-  WriteFile(src + "/a.txt", "hello\n");
-  Backup(a_, src);
-  auto r = Reprise({"copy", "--from", a_, "--to", b_});
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.err.find("do not share a master key"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("--copy-keys-from"), std::string::npos) << r.err;
-  EXPECT_TRUE(PointIds(b_).empty());
+  fs::create_directories(src + "/sub");
+  WriteFile(src + "/a.txt", RandomText(3 << 20, 1));
+  WriteNoise(src + "/sub/noise.bin", 5 << 20, 2);
+  WriteFile(src + "/empty", "");
+  fs::create_symlink("a.txt", src + "/link");
+  std::string p1 = Backup(a_, src);
+  auto snap1 = Snapshot(src);
+  WriteFile(src + "/b.txt", RandomText(1 << 20, 3));
+  std::string p2 = Backup(a_, src);
+  ASSERT_EQ(p2.size(), 64u);
+
+  auto copy = Copy();
+  ASSERT_EQ(copy.exit_code, 0) << copy.err;
+  auto j = Json(copy);
+  EXPECT_EQ(j.value("reencrypted", false), true) << copy.out;
+  EXPECT_EQ(j.value("points_copied", -1), 2) << copy.out;
+  EXPECT_GT(j.value("bytes_copied", 0), 5 << 20) << copy.out;
+  EXPECT_GT(j.value("packs_written", 0), 0) << copy.out;
+  ASSERT_EQ(j["copied_from"], nlohmann::json({p1, p2})) << copy.out;
+  ASSERT_EQ(j["copied"].size(), 2u) << copy.out;
+  std::string q1 = j["copied"][0], q2 = j["copied"][1];
+  EXPECT_NE(q1, p1);  // new keys, new ids
+  EXPECT_EQ(TargetPoints(), (std::vector<std::string>{q1, q2}));
+
+  EXPECT_EQ(RestoreDiff(b_, q2, src, b_pass_), "");
+  EXPECT_EQ(RestoreDiff(b_, q1, src, snap1, b_pass_), "");
+  auto check = Reprise({"--password-file", pw_b_, "-r", b_, "check", "--read-data"});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+  // The target does not open with the source's passphrase: it really has its own key.
+  EXPECT_NE(Reprise({"-r", b_, "points"}).exit_code, 0);
+
+  auto again = Copy();
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  auto k = Json(again);
+  EXPECT_EQ(k.value("points_copied", -1), 0) << again.out;
+  EXPECT_EQ(k.value("points_skipped", -1), 2) << again.out;
+  EXPECT_EQ(k.value("blobs_copied", -1), 0) << again.out;
+  EXPECT_EQ(k.value("packs_written", -1), 0) << again.out;
+  EXPECT_EQ(TargetPoints().size(), 2u);
+
+  // A new point: only it travels, and the text output says the copy re-encrypted.
+  WriteFile(src + "/c.txt", RandomText(1 << 20, 4));
+  std::string p3 = Backup(a_, src);
+  auto text = Copy(false);
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("copied point " + p3.substr(0, 8) + " as "), std::string::npos)
+      << text.out;
+  EXPECT_NE(text.out.find("re-encrypted"), std::string::npos) << text.out;
+  auto ids = TargetPoints();
+  ASSERT_EQ(ids.size(), 3u);
+  EXPECT_EQ(RestoreDiff(b_, ids[2], src, b_pass_), "");
 }
 
 TEST_F(CopyTest, WrongSourcePassphraseFileIsRefused) {
@@ -282,6 +364,48 @@ TEST_F(CopyTest, KilledCopyResumesAndChecks) {
   EXPECT_EQ(RestoreDiff(b_, p2, src), "");
   auto again = Reprise({"--json", "copy", "--from", a_, "--to", b_});
   EXPECT_EQ(Json(again).value("blobs_copied", -1), 0) << again.out;
+}
+
+TEST_F(CopyReencryptCliTest, KilledReencryptingCopyResumesAndChecks) {
+  ASSERT_EQ(Reprise({"-r", a_, "init", "--pack-size", "1"}).exit_code, 0);
+  ASSERT_EQ(Reprise({"--password-file", pw_b_, "-r", b_, "init", "--pack-size", "1"}).exit_code,
+            0);
+  std::string src = tmp_.path() + "/src";
+  fs::create_directories(src);
+  // Five points, each adding two files: the copy is killed inside various points.
+  std::vector<std::map<std::string, EntryFacts>> snaps;
+  std::vector<std::string> sources;
+  for (int i = 0; i < 5; ++i) {
+    WriteNoise(src + "/f" + std::to_string(2 * i), 4 << 20, 20 + 2 * i);
+    WriteNoise(src + "/f" + std::to_string(2 * i + 1), 4 << 20, 21 + 2 * i);
+    sources.push_back(Backup(a_, src));
+    snaps.push_back(Snapshot(src));
+  }
+
+  std::vector<std::string> args = {REPRISE_BINARY, "--password-file", pw_b_, "copy", "--from",
+                                   a_, "--to", b_, "--from-password-file", pw_};
+  int killed = 0;
+  for (int round = 0; round < 40; ++round) {
+    size_t before = PackFiles(b_);
+    size_t wanted = before + 2 + 5 * static_cast<size_t>(round);
+    if (!RunAndKillWhen(args, env_, [&] { return PackFiles(b_) >= wanted; })) break;
+    ++killed;
+  }
+  EXPECT_GE(killed, 2) << "the copies ended before they could be killed: make the tree bigger";
+  auto resumed = Copy();
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  // Exactly one copy of each point, whatever the kills: oldest first, as in the source.
+  auto ids = TargetPoints();
+  ASSERT_EQ(ids.size(), sources.size());
+  auto check = Reprise({"--password-file", pw_b_, "-r", b_, "--json", "check", "--read-data"});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+  for (size_t i = 0; i < ids.size(); ++i)
+    EXPECT_EQ(RestoreDiff(b_, ids[i], src, snaps[i], b_pass_), "") << "point " << i;
+  auto again = Copy();
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(Json(again).value("points_copied", -1), 0) << again.out;
+  EXPECT_EQ(Json(again).value("blobs_copied", -1), 0) << again.out;
+  EXPECT_EQ(TargetPoints().size(), sources.size());
 }
 
 // ---- local -> S3 -> S3 on Ceph RGW ----

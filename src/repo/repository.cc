@@ -275,6 +275,58 @@ Result<Bytes> Repository::ReadBlobAt(const Id& id, const BlobLocation& loc) {
   return plain;
 }
 
+Status Repository::ReadBlobs(const std::vector<Id>& ids, std::vector<Bytes>* out) {
+  std::vector<BlobLocation> locs;
+  locs.reserve(ids.size());
+  for (const Id& id : ids) {
+    auto loc = index_.Find(id);
+    if (!loc.ok()) {
+      // Read what comes before the unknown blob, then report it.
+      locs.clear();
+      break;
+    }
+    locs.push_back(*loc);
+  }
+  if (locs.size() != ids.size()) {  // fall back to one read each (names the missing blob)
+    for (const Id& id : ids) {
+      ASSIGN_OR_RETURN(Bytes b, ReadBlob(id));
+      out->push_back(std::move(b));
+    }
+    return Status::Ok();
+  }
+  size_t i = 0;
+  while (i < ids.size()) {
+    // A run of blobs stored back to back in the same pack.
+    size_t j = i + 1;
+    while (j < ids.size() && locs[j].pack == locs[i].pack &&
+           locs[j].offset == locs[j - 1].offset + locs[j - 1].length &&
+           locs[j].offset + locs[j].length - locs[i].offset <= (8u << 20))
+      ++j;
+    if (j == i + 1) {
+      ASSIGN_OR_RETURN(Bytes b, ReadBlobAt(ids[i], locs[i]));
+      out->push_back(std::move(b));
+      i = j;
+      continue;
+    }
+    const uint64_t begin = locs[i].offset;
+    const uint64_t end = locs[j - 1].offset + locs[j - 1].length;
+    auto sealed = storage_->GetRange(PackKey(locs[i].pack), begin, end - begin);
+    if (!sealed.ok())
+      return sealed.status().WithContext("reading blob '" + ids[i].Short() + "' from pack '" +
+                                         locs[i].pack.Hex() + "'");
+    for (size_t k = i; k < j; ++k) {
+      ByteView one = ByteView(*sealed).subspan(locs[k].offset - begin, locs[k].length);
+      auto plain = OpenBlob(master_.encryption, ids[k], one, locs[k].raw_length);
+      if (!plain.ok())
+        return Corruption(plain.status().message() + " in pack '" + locs[k].pack.Hex() +
+                          "'. HINT: run 'reprise check --read-data' to see what is affected");
+      out->push_back(std::move(*plain));
+    }
+    i = j;
+  }
+  return Status::Ok();
+}
+
 Result<Id> Repository::SaveJsonFile(std::string_view dir, std::string_view aad,
                                     const nlohmann::json& j) {
   std::string text = j.dump();

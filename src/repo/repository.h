@@ -84,6 +84,10 @@ class Repository {
   // Reads a blob from where `loc` says, without the index (WAL fetch keeps locations in its
   // records). Fails (never returns wrong bytes) when the blob is not there any more.
   Result<Bytes> ReadBlobAt(const Id& id, const BlobLocation& loc);
+  // Reads several blobs in order; neighbours in one pack (the usual case for blocks written
+  // one after another) come in one ranged read. Stops at the first blob that fails, returning
+  // the good ones before it in `out` and the error.
+  Status ReadBlobs(const std::vector<Id>& ids, std::vector<Bytes>* out);
   WriteStats& write_stats() { return stats_; }
 
   // Small sealed JSON files (points, locks).

@@ -196,14 +196,17 @@ bool PgAvailable() {
 
 int FreePort() {
   // Shared by all tests of this process; a different starting point per process keeps
-  // concurrently running test binaries apart.
+  // concurrently running test binaries apart (ctest -j runs one process per test, with
+  // neighbouring pids: they are hashed apart). Below 32768, Linux's default range for
+  // outgoing connections' ports, so no client socket takes a port a server is about to use.
   static std::mutex mu;
   static std::set<int> given;
-  static int next = 20000 + static_cast<int>(getpid() % 20000);
+  static int next =
+      20000 + static_cast<int>((static_cast<uint64_t>(getpid()) * 2654435761u) % 12000);
   std::lock_guard<std::mutex> lock(mu);
   for (int tries = 0; tries < 20000; ++tries) {
     int port = next++;
-    if (next >= 60000) next = 20000;
+    if (next >= 32000) next = 20000;
     if (given.count(port)) continue;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) continue;

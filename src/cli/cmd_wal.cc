@@ -207,7 +207,7 @@ void AddWalCommands(CLI::App& app, Context& ctx, Action* run) {
   auto* fetch = app.add_subcommand(
       "wal-fetch",
       "fetch one WAL file (PostgreSQL's restore_command: wal-fetch %f %p); exits 1 when the "
-      "archive does not have it");
+      "archive does not have it, 126 when it is damaged (PostgreSQL then aborts recovery)");
   fetch->add_option("name", fetch_flags->name, "the WAL file name (%f)")->required();
   fetch->add_option("path", fetch_flags->path, "where to write it (%p)")->required();
   fetch->add_option("--component", fetch_flags->component,

@@ -45,6 +45,32 @@ Result<nlohmann::json> ParseKeyFile(ByteView file) {
 
 constexpr std::string_view kSecretPrefix = "reprise-key-v1:";
 
+// The wrap key of a generated-secret key file.
+Key256 HmacWrapKey(ByteView salt, std::string_view secret) {
+  Key256 salt_key;
+  std::copy(salt.begin(), salt.end(), salt_key.begin());
+  return HmacSha256(salt_key, AsBytes(secret));
+}
+
+// Seals the master key under `wrap` and stores a key file made of the common fields, the
+// KDF's own fields (`kdf`) and the salt; returns its id.
+Result<Id> StoreKeyFile(Storage& storage, const MasterKey& master, const Key256& wrap,
+                        ByteView salt, nlohmann::json kdf, const Clock& clock) {
+  std::string plain = MasterToJson(master).dump();
+  Bytes sealed = Seal(wrap, AsBytes(plain), AsBytes(kAadKey));
+  nlohmann::json j = {{"version", kFormatVersion},
+                      {"created", FormatRfc3339(clock.NowUnixNanos())},
+                      {"host", HostName()},
+                      {"user", UserName()}};
+  j.update(kdf);
+  j["salt"] = Base64Encode(salt);
+  j["data"] = Base64Encode(sealed);
+  std::string text = j.dump(2) + "\n";
+  Id id = Sha256(AsBytes(text));
+  RETURN_IF_ERROR(storage.Put(KeyFileKey(id), AsBytes(text)));
+  return id;
+}
+
 ScryptParams KdfOf(const nlohmann::json& j) {
   if (j["kdf"] != "scrypt") return ScryptParams{.n = 0, .r = 0, .p = 0};
   return ScryptParams{.n = j["n"].get<uint64_t>(), .r = j["r"].get<uint32_t>(),
@@ -57,22 +83,8 @@ Result<Id> AddKeyFile(Storage& storage, const MasterKey& master, std::string_vie
                       const ScryptParams& kdf, const Clock& clock) {
   Bytes salt = RandomBytes(32);
   ASSIGN_OR_RETURN(Key256 wrap, DeriveKey(passphrase, salt, kdf));
-  std::string secret = MasterToJson(master).dump();
-  Bytes sealed = Seal(wrap, AsBytes(secret), AsBytes(kAadKey));
-  nlohmann::json j = {{"version", kFormatVersion},
-                      {"created", FormatRfc3339(clock.NowUnixNanos())},
-                      {"host", HostName()},
-                      {"user", UserName()},
-                      {"kdf", "scrypt"},
-                      {"n", kdf.n},
-                      {"r", kdf.r},
-                      {"p", kdf.p},
-                      {"salt", Base64Encode(salt)},
-                      {"data", Base64Encode(sealed)}};
-  std::string text = j.dump(2) + "\n";
-  Id id = Sha256(AsBytes(text));
-  RETURN_IF_ERROR(storage.Put(KeyFileKey(id), AsBytes(text)));
-  return id;
+  return StoreKeyFile(storage, master, wrap, salt,
+                      {{"kdf", "scrypt"}, {"n", kdf.n}, {"r", kdf.r}, {"p", kdf.p}}, clock);
 }
 
 std::string GenerateKeySecret() {
@@ -91,22 +103,8 @@ Result<Id> AddGeneratedKeyFile(Storage& storage, const MasterKey& master, std::s
     return InvalidArgument("not a generated key secret: only secrets made by 'reprise key add "
                            "--generate-key-file' may skip the passphrase KDF");
   Bytes salt = RandomBytes(32);
-  Key256 salt_key;
-  std::copy(salt.begin(), salt.end(), salt_key.begin());
-  Key256 wrap = HmacSha256(salt_key, AsBytes(secret));
-  std::string plain = MasterToJson(master).dump();
-  Bytes sealed = Seal(wrap, AsBytes(plain), AsBytes(kAadKey));
-  nlohmann::json j = {{"version", kFormatVersion},
-                      {"created", FormatRfc3339(clock.NowUnixNanos())},
-                      {"host", HostName()},
-                      {"user", UserName()},
-                      {"kdf", "hmac-sha256"},
-                      {"salt", Base64Encode(salt)},
-                      {"data", Base64Encode(sealed)}};
-  std::string text = j.dump(2) + "\n";
-  Id id = Sha256(AsBytes(text));
-  RETURN_IF_ERROR(storage.Put(KeyFileKey(id), AsBytes(text)));
-  return id;
+  return StoreKeyFile(storage, master, HmacWrapKey(salt, secret), salt, {{"kdf", "hmac-sha256"}},
+                      clock);
 }
 
 Result<std::pair<Id, MasterKey>> OpenWithPassphrase(Storage& storage, std::string_view passphrase) {
@@ -131,7 +129,6 @@ Result<std::pair<Id, MasterKey>> OpenWithPassphrase(Storage& storage, std::strin
   const bool generated = IsGeneratedKeySecret(passphrase);
   size_t tried = 0;
   for (const auto& slot : slots) {
-    const auto& o = slot;
     const nlohmann::json* j = &slot.j;
     const bool hmac = slot.j["kdf"] == "hmac-sha256";
     if (hmac && !generated) continue;
@@ -142,18 +139,16 @@ Result<std::pair<Id, MasterKey>> OpenWithPassphrase(Storage& storage, std::strin
     Key256 wrap;
     if (hmac) {
       if (salt->size() != 32) continue;
-      Key256 salt_key;
-      std::copy(salt->begin(), salt->end(), salt_key.begin());
-      wrap = HmacSha256(salt_key, AsBytes(passphrase));
+      wrap = HmacWrapKey(*salt, passphrase);
     } else {
       ASSIGN_OR_RETURN(wrap, DeriveKey(passphrase, *salt, KdfOf(*j)));
     }
     auto secret = Open(wrap, *data, AsBytes(kAadKey));
     if (!secret.ok()) continue;
     auto mj = nlohmann::json::parse(secret->begin(), secret->end(), nullptr, false);
-    if (mj.is_discarded()) return Corruption("key file '" + o.key + "' holds a bad master key");
+    if (mj.is_discarded()) return Corruption("key file '" + slot.key + "' holds a bad master key");
     ASSIGN_OR_RETURN(MasterKey master, MasterFromJson(mj));
-    ASSIGN_OR_RETURN(Id id, Id::FromHex(o.key.substr(kKeysDir.size())));
+    ASSIGN_OR_RETURN(Id id, Id::FromHex(slot.key.substr(kKeysDir.size())));
     return std::pair{id, master};
   }
   return Unauthenticated("wrong passphrase for repository '" + storage.Location() + "': none of " +

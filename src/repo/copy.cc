@@ -403,6 +403,28 @@ Result<std::vector<Point>> SelectPoints(Repository& from, const CopyOptions& opt
   return out;
 }
 
+// Visits the WAL records of `from` the target still needs: complete files it lacks, and
+// partial ones whose target record is another one. A copied record keeps the source's size
+// and time (also when re-encrypted), so an unchanged partial is recognised by them.
+Status ForEachWalToCopy(Repository& from, Repository& to,
+                        const std::function<Status(const std::string&, const WalRecord&)>& copy) {
+  ASSIGN_OR_RETURN(auto present_wal, to.storage().List(std::string(kWalDir)));
+  std::unordered_set<std::string> have;
+  for (const auto& o : present_wal) have.insert(o.key);
+  return ForEachWalRecord(from, [&](const std::string& key, const WalRecord& rec) {
+    if (have.count(key)) {
+      if (!rec.partial) return Status::Ok();
+      auto j = to.LoadJsonFile(key, kAadWal);
+      if (j.ok()) {
+        auto there = WalRecordFromJson(*j);
+        if (there.ok() && there->size == rec.size && there->time_ns == rec.time_ns)
+          return Status::Ok();
+      }
+    }
+    return copy(key, rec);
+  });
+}
+
 Result<std::unordered_set<Id, IdHash>> PointIds(Repository& repo) {
   ASSIGN_OR_RETURN(auto files, repo.storage().List(std::string(kPointsDir)));
   std::unordered_set<Id, IdHash> ids;
@@ -443,21 +465,7 @@ Result<CopyReport> CopyReencrypting(Repository& from, Repository& to, const Copy
   }
   if (progress) progress("points", points.size(), points.size());
   if (options.wal) {
-    // Complete files the target lacks; partial ones whose target record is another one (the
-    // record keeps the source's size and time, so an unchanged partial is recognised).
-    ASSIGN_OR_RETURN(auto present_wal, to.storage().List(std::string(kWalDir)));
-    std::unordered_set<std::string> have;
-    for (const auto& o : present_wal) have.insert(o.key);
-    Status st = ForEachWalRecord(from, [&](const std::string& key, const WalRecord& rec) {
-      if (have.count(key)) {
-        if (!rec.partial) return Status::Ok();
-        auto j = to.LoadJsonFile(key, kAadWal);
-        if (j.ok()) {
-          auto there = WalRecordFromJson(*j);
-          if (there.ok() && there->size == rec.size && there->time_ns == rec.time_ns)
-            return Status::Ok();
-        }
-      }
+    Status st = ForEachWalToCopy(from, to, [&](const std::string& key, const WalRecord& rec) {
       return copier.CopyWal(key, rec);
     });
     if (st.ok()) st = copier.FlushWal();
@@ -495,17 +503,7 @@ Result<CopyReport> CopyPoints(Repository& from, Repository& to, const CopyOption
   }
   if (progress) progress("points", points.size(), points.size());
   if (options.wal) {
-    // The WAL archive: complete files the target lacks, and partial ones that differ.
-    ASSIGN_OR_RETURN(auto present_wal, to.storage().List(std::string(kWalDir)));
-    std::unordered_set<std::string> have;
-    for (const auto& o : present_wal) have.insert(o.key);
-    Status st = ForEachWalRecord(from, [&](const std::string& key, const WalRecord& rec) {
-      if (have.count(key)) {
-        if (!rec.partial) return Status::Ok();
-        auto a = from.storage().Get(key);
-        auto b = to.storage().Get(key);
-        if (a.ok() && b.ok() && *a == *b) return Status::Ok();
-      }
+    Status st = ForEachWalToCopy(from, to, [&](const std::string& key, const WalRecord& rec) {
       return copier.CopyWal(key, rec);
     });
     RETURN_IF_ERROR(st.WithContext("copying the WAL archive"));

@@ -196,17 +196,6 @@ class Spooler final : public pg::WalStreamHandler {
   Steady::time_point last_push_ = Steady::now();
 };
 
-uint64_t ParseSize(const std::string& s) {
-  uint64_t n = 0;
-  size_t i = 0;
-  while (i < s.size() && isdigit(static_cast<unsigned char>(s[i]))) n = n * 10 + (s[i++] - '0');
-  std::string unit = s.substr(i);
-  if (unit == "kB") return n << 10;
-  if (unit == "MB") return n << 20;
-  if (unit == "GB") return n << 30;
-  return n;
-}
-
 bool Transient(const Status& st) {
   return st.code() == Code::kUnavailable || st.code() == Code::kIOError;
 }
@@ -232,9 +221,8 @@ Status RunWalStream(Repository& repo, const WalStreamOptions& o, const Clock& cl
     backoff_ms = 200;
     auto sys = pg::IdentifySystem(**conn);
     if (!sys.ok()) return sys.status();
-    auto seg_text = (*conn)->Query("SHOW wal_segment_size");
-    if (!seg_text.ok()) return seg_text.status();
-    uint64_t seg_size = ParseSize(seg_text->rows.at(0).at(0).value_or("16MB"));
+    auto seg_size = pg::ShowBytes(**conn, "wal_segment_size");
+    if (!seg_size.ok()) return seg_size.status();
     Status slot = pg::CreatePhysicalSlot(**conn, o.slot);
     if (!slot.ok() && slot.code() != Code::kAlreadyExists) return slot;
     // Archive the history of the current timeline (PITR across a promotion needs it).
@@ -248,7 +236,7 @@ Status RunWalStream(Repository& repo, const WalStreamOptions& o, const Clock& cl
         RETURN_IF_ERROR(wal.Push(hist->first, AsBytes(hist->second)).status());
       }
     }
-    Spooler spool(wal, o, seg_size, sys->timeline, stop, stats, log);
+    Spooler spool(wal, o, *seg_size, sys->timeline, stop, stats, log);
     pg::StreamOptions so;
     so.slot = o.slot;
     so.timeline = sys->timeline;

@@ -202,4 +202,25 @@ std::string RedactConninfo(const std::string& conninfo) {
   return out;
 }
 
+Result<std::string> Show(Connection& conn, const std::string& name) {
+  ASSIGN_OR_RETURN(Rows rows, conn.Query("SHOW " + name));
+  if (rows.rows.empty() || rows.rows[0].empty() || !rows.rows[0][0])
+    return Internal("SHOW " + name + " returned nothing");
+  return *rows.rows[0][0];
+}
+
+Result<uint64_t> ShowBytes(Connection& conn, const std::string& name) {
+  ASSIGN_OR_RETURN(std::string text, Show(conn, name));
+  uint64_t n = 0;
+  size_t i = 0;
+  while (i < text.size() && isdigit(static_cast<unsigned char>(text[i]))) n = n * 10 + (text[i++] - '0');
+  const std::string unit = text.substr(i);
+  if (i == 0 || !(unit.empty() || unit == "kB" || unit == "MB" || unit == "GB"))
+    return FailedPrecondition("server setting '" + name + "' is '" + text + "', not a size");
+  if (unit == "kB") return n << 10;
+  if (unit == "MB") return n << 20;
+  if (unit == "GB") return n << 30;
+  return n;
+}
+
 }  // namespace reprise::pg

@@ -54,6 +54,11 @@ class Connection {
 // kPermissionDenied, connection failures / shutdown -> kUnavailable, else kFailedPrecondition.
 Status ResultError(PGconn* conn, const PGresult* res, const std::string& what);
 
+// A server setting (SHOW name; works on replication connections too).
+Result<std::string> Show(Connection& conn, const std::string& name);
+// A size setting in bytes: "8192", "16MB", "1GB", "64kB" as SHOW prints them.
+Result<uint64_t> ShowBytes(Connection& conn, const std::string& name);
+
 // Quotes a string literal for the replication grammar / SQL: 'it''s'.
 std::string QuoteLiteral(const std::string& s);
 // Hides password=... and user:password@ in a conninfo, for messages and records.

@@ -1,7 +1,6 @@
 #include "components/postgres/physical.h"
 
 #include <fcntl.h>
-#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -155,25 +154,6 @@ class Receiver final : public pg::BaseBackupReceiver {
   Bytes buf_;
 };
 
-Result<std::string> ShowSetting(pg::Connection& conn, const std::string& name) {
-  ASSIGN_OR_RETURN(pg::Rows rows, conn.Query("SHOW " + name));
-  if (rows.rows.empty() || rows.rows[0].empty() || !rows.rows[0][0])
-    return Internal("SHOW " + name + " returned nothing");
-  return *rows.rows[0][0];
-}
-
-// "16MB" / "1GB" / "8192" -> bytes.
-uint64_t ParseSize(const std::string& s) {
-  uint64_t n = 0;
-  size_t i = 0;
-  while (i < s.size() && isdigit(static_cast<unsigned char>(s[i]))) n = n * 10 + (s[i++] - '0');
-  std::string unit = s.substr(i);
-  if (unit == "kB") return n << 10;
-  if (unit == "MB") return n << 20;
-  if (unit == "GB") return n << 30;
-  return n;
-}
-
 }  // namespace
 
 bool IsRelationFile(const std::string& path) {
@@ -186,13 +166,12 @@ Result<nlohmann::json> PostgresPhysicalComponent::Backup(BackupSink& sink) {
   auto conn = pg::Connection::Open(options_.conninfo, /*replication=*/true, options_.password);
   if (!conn.ok()) return conn.status();
   ASSIGN_OR_RETURN(pg::SystemInfo system, pg::IdentifySystem(**conn));
-  ASSIGN_OR_RETURN(std::string block_size_text, ShowSetting(**conn, "block_size"));
-  ASSIGN_OR_RETURN(std::string segment_text, ShowSetting(**conn, "wal_segment_size"));
-  ASSIGN_OR_RETURN(std::string version, ShowSetting(**conn, "server_version"));
-  const uint32_t block_size = static_cast<uint32_t>(ParseSize(block_size_text));
-  const uint64_t segment_size = ParseSize(segment_text);
-  if (block_size < 1024 || (block_size & (block_size - 1)))
-    return FailedPrecondition("server reports block_size '" + block_size_text + "'");
+  ASSIGN_OR_RETURN(uint64_t block_bytes, pg::ShowBytes(**conn, "block_size"));
+  ASSIGN_OR_RETURN(uint64_t segment_size, pg::ShowBytes(**conn, "wal_segment_size"));
+  ASSIGN_OR_RETURN(std::string version, pg::Show(**conn, "server_version"));
+  const uint32_t block_size = static_cast<uint32_t>(block_bytes);
+  if (block_bytes < 1024 || block_bytes > (1u << 20) || (block_bytes & (block_bytes - 1)))
+    return FailedPrecondition("server reports block_size " + std::to_string(block_bytes));
 
   // The previous point's contents by path: relation files become deltas of their old maps.
   std::unordered_map<std::string, nlohmann::json> previous;
@@ -256,16 +235,15 @@ struct OwnerIds {
   gid_t gid = 0;
 };
 
+// The owner to give restored files: os_user when running as root, else none.
 Result<OwnerIds> LookupOwner(const std::string& user) {
   OwnerIds ids;
   if (user.empty() || geteuid() != 0) return ids;
-  struct passwd pw, *found = nullptr;
-  std::vector<char> buf(16384);
-  if (getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found)
-    return InvalidArgument("os_user '" + user + "' does not exist on this host");
+  auto found = files::LookupUser(user);
+  if (!found.ok()) return found.status().WithContext("os_user");
   ids.set = true;
-  ids.uid = pw.pw_uid;
-  ids.gid = pw.pw_gid;
+  ids.uid = found->uid;
+  ids.gid = found->gid;
   return ids;
 }
 

@@ -1,7 +1,6 @@
 #include "orchestrate/pg_recovery.h"
 
 #include <fcntl.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -37,14 +36,6 @@ std::string ConfQuote(const std::string& v) {
     else out += c;
   }
   return out + "'";
-}
-
-Result<std::pair<uid_t, gid_t>> UserIds(const std::string& user) {
-  struct passwd pw, *found = nullptr;
-  std::vector<char> buf(16384);
-  if (getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found)
-    return InvalidArgument("user '" + user + "' does not exist on this host");
-  return std::pair{pw.pw_uid, pw.pw_gid};
 }
 
 std::string PgTime(int64_t ns) {
@@ -124,7 +115,6 @@ Result<WalNeeds> PlanRecoveryWal(WalStore& wal, const nlohmann::json& info,
       // The switch segment itself is read from the next timeline.
       uint64_t sw = *step.ends_at / seg_size;
       last_segno = sw == 0 ? 0 : sw - 1;
-      if (*step.ends_at % seg_size != 0) last_segno = sw - 1;
     } else {
       uint64_t newest = segno;
       if (!a.complete.empty()) newest = std::max(newest, *a.complete.rbegin());
@@ -187,10 +177,10 @@ Status FetchRecoveryWal(WalStore& wal, const WalNeeds& needs, const std::string&
   }
   RETURN_IF_ERROR(files::MakeDirs(spool_dir));
   ::chmod(spool_dir.c_str(), 0700);
-  std::optional<std::pair<uid_t, gid_t>> owner;
+  std::optional<files::UserIds> owner;
   if (!os_user.empty() && geteuid() == 0) {
-    ASSIGN_OR_RETURN(owner, UserIds(os_user));
-    (void)::chown(spool_dir.c_str(), owner->first, owner->second);
+    ASSIGN_OR_RETURN(owner, files::LookupUser(os_user));
+    (void)::chown(spool_dir.c_str(), owner->uid, owner->gid);
   }
   size_t done = 0;
   for (const auto& name : needs.files) {
@@ -206,7 +196,7 @@ Status FetchRecoveryWal(WalStore& wal, const WalNeeds& needs, const std::string&
     if (!fd.valid()) return files::PathError("creating", path, errno);
     RETURN_IF_ERROR(files::WriteAllAt(fd.get(), *data, 0, path));
     RETURN_IF_ERROR(fd.Close(path));
-    if (owner) (void)::chown(path.c_str(), owner->first, owner->second);
+    if (owner) (void)::chown(path.c_str(), owner->uid, owner->gid);
     if (progress) progress(++done, needs.files.size());
   }
   return Status::Ok();
@@ -246,9 +236,9 @@ Status WriteRecoveryConfig(const std::string& data_dir, const RecoveryConfig& c)
   std::string signal = files::JoinPath(data_dir, "recovery.signal");
   { std::ofstream(signal, std::ios::trunc); }
   if (!c.os_user.empty() && geteuid() == 0) {
-    ASSIGN_OR_RETURN(auto ids, UserIds(c.os_user));
-    (void)::chown(auto_conf.c_str(), ids.first, ids.second);
-    (void)::chown(signal.c_str(), ids.first, ids.second);
+    ASSIGN_OR_RETURN(auto ids, files::LookupUser(c.os_user));
+    (void)::chown(auto_conf.c_str(), ids.uid, ids.gid);
+    (void)::chown(signal.c_str(), ids.uid, ids.gid);
   }
   return Status::Ok();
 }

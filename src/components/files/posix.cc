@@ -1,5 +1,6 @@
 #include "components/files/posix.h"
 
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -81,6 +82,14 @@ Result<std::string> ReadLink(const std::string& path, size_t size_hint) {
     if (static_cast<size_t>(n) < buffer.size()) return std::string(buffer.data(), n);
     buffer.resize(buffer.size() * 2);
   }
+}
+
+Result<UserIds> LookupUser(const std::string& name) {
+  struct passwd pw, *found = nullptr;
+  std::vector<char> buf(16384);
+  if (getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found)
+    return InvalidArgument("user '" + name + "' does not exist on this host");
+  return UserIds{.uid = pw.pw_uid, .gid = pw.pw_gid};
 }
 
 Status MakeDirs(const std::string& path) {

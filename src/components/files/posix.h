@@ -52,6 +52,13 @@ Status MakeParents(const std::string& path);
 // Creates `path` and the directories above it; an existing directory is fine.
 Status MakeDirs(const std::string& path);
 
+// The uid and primary gid of a user name; kInvalidArgument when the user does not exist.
+struct UserIds {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+Result<UserIds> LookupUser(const std::string& name);
+
 // "/a" + "b" -> "/a/b"; "/" + "b" -> "/b".
 std::string JoinPath(const std::string& dir, std::string_view name);
 // Everything before the last '/', "/" for "/x", "." when there is no '/'.

@@ -7,7 +7,8 @@
 #   bash scripts/setup.sh                 # install build deps, configure and build
 #   bash scripts/setup.sh --no-build      # install build deps only
 #   bash scripts/setup.sh --with-peers    # also restic, borgbackup, pgBackRest, PostgreSQL 15 (bench/)
-#   bash scripts/setup.sh --with-services # also the servers the tests run (Ceph RGW, PostgreSQL 15)
+#   bash scripts/setup.sh --with-services # also the servers the tests run (Ceph RGW, PostgreSQL 15,
+#                                         #   Redis, etcd, Knot DNS, an SMTP sink)
 #   bash scripts/setup.sh --with-postgres # also PostgreSQL 15 (the main job's database drill)
 #
 # Environment: REPRISE_BUILD_DIR (default: build), REPRISE_JOBS (default: nproc).
@@ -44,6 +45,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libssl-dev libzstd-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libgtest-dev googletest libcurl4-openssl-dev libpq-dev libarchive-dev
+  libhiredis-dev libldns-dev libcpp-httplib-dev
   time git jq
 )
 if ((peers)); then
@@ -54,7 +56,8 @@ if ((postgres)); then
 fi
 if ((services)); then
   # Real servers for the integration tests, started on loopback by tests/services/.
-  packages+=(ceph-mon ceph-osd ceph-mgr radosgw ceph-common postgresql-15 postgresql-contrib)
+  packages+=(ceph-mon ceph-osd ceph-mgr radosgw ceph-common postgresql-15 postgresql-contrib
+    redis-server redis-tools etcd-server etcd-client knot knot-dnsutils python3-aiosmtpd)
 fi
 
 # Prints the packages from the arguments that dpkg does not report as installed.

@@ -12,6 +12,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "common/duration.h"
+#include "plan/failover_parse.h"
 #include "plan/yaml_reader.h"
 
 namespace reprise {
@@ -35,8 +36,8 @@ const std::vector<std::string_view> kTopKeys = {
     "version",  "name",          "objectives", "tiers",       "secrets",
     "sites",    "components",    "retention",  "consistency", "schedules",
     "failover", "notifications", "escalation"};
-const std::vector<std::string_view> kDeferredTopKeys = {"consistency", "schedules", "failover",
-                                                        "notifications", "escalation"};
+const std::vector<std::string_view> kDeferredTopKeys = {"consistency", "schedules",
+                                                        "escalation"};
 const std::vector<std::string_view> kObjectivesKeys = {"rto", "rpo", "availability"};
 const std::vector<std::string_view> kRtoKeys = {"minor", "major", "disaster"};
 const std::vector<std::string_view> kSecretKeys = {"file", "env", "value"};
@@ -45,9 +46,7 @@ const std::vector<std::string_view> kRetentionKeys = {"keep_last",   "keep_hourl
                                                       "keep_within"};
 const std::vector<std::string_view> kSiteKeys = {
     "repository", "role",      "region", "credentials", "retention",
-    "endpoints",  "dns_value", "health", "provision",   "monitoring"};
-const std::vector<std::string_view> kDeferredSiteKeys = {"endpoints", "dns_value", "health",
-                                                         "provision", "monitoring"};
+    "endpoints",  "dns_value", "health", "provision",   "monitoring", "fence_command"};
 const std::vector<std::string_view> kRoles = {"primary", "warm", "cold"};
 const std::vector<std::string_view> kKinds = {"files",  "postgres", "redis",
                                               "qdrant", "s3",       "command"};
@@ -120,6 +119,7 @@ class PlanParser {
   // Roles as written (sites without one get theirs in AssignRoles).
   std::vector<std::optional<SiteRole>> written_roles_;
   std::vector<YAML::Node> site_nodes_;
+  plan_internal::FailoverParser failover_{r_, declared_secrets_};
 };
 
 Result<Plan> PlanParser::Parse(const YAML::Node& root) {
@@ -154,6 +154,11 @@ Result<Plan> PlanParser::Parse(const YAML::Node& root) {
              "required key is missing; the plan must name at least one component to back up");
   }
   ParseTiers(Lookup(top, "tiers"));
+  if (const MapEntry* e = Lookup(top, "failover")) failover_.ParseFailover(*e, plan_.failover);
+  if (const MapEntry* e = Lookup(top, "notifications")) {
+    failover_.ParseNotifications(*e, plan_.notifications);
+  }
+  failover_.CheckPlan(plan_, root);
 
   for (std::string_view key : kDeferredTopKeys) {
     const MapEntry* e = Lookup(top, key);
@@ -406,9 +411,8 @@ void PlanParser::ParseSite(const MapEntry& e) {
     } else if (f.key == "retention") {
       site.retention = ParseRetention(f.value, f.path);
       if (!site.retention) ok = false;
-    } else if (Contains(kDeferredSiteKeys, f.key)) {
-      site.deferred[f.key] = r_.ToJson(f.value, f.path);
-      r_.Warn(f.key_node, f.path, "accepted but not used yet (failover is not built)");
+    } else if (Contains(plan_internal::kFailoverSiteKeys, f.key)) {
+      if (!failover_.ParseSiteKey(f, site)) ok = false;
     }
   }
   if (!has_repository) {
@@ -747,6 +751,29 @@ std::string_view SiteRoleName(SiteRole role) {
       return "cold";
   }
   return "unknown";
+}
+
+std::string_view HealthCheckKindName(HealthCheckSpec::Kind kind) {
+  switch (kind) {
+    case HealthCheckSpec::Kind::kHttp:
+      return "http";
+    case HealthCheckSpec::Kind::kTcp:
+      return "tcp";
+    case HealthCheckSpec::Kind::kPostgres:
+      return "postgres";
+    case HealthCheckSpec::Kind::kRedis:
+      return "redis";
+    case HealthCheckSpec::Kind::kCommand:
+      return "command";
+  }
+  return "unknown";
+}
+
+const NotifyChannel* NotificationsSpec::FindChannel(std::string_view n) const {
+  for (const auto& c : channels) {
+    if (c.name == n) return &c;
+  }
+  return nullptr;
 }
 
 std::string_view ComponentKindName(ComponentKind kind) {

@@ -79,6 +79,40 @@ struct Secret {
 enum class SiteRole { kPrimary, kWarm, kCold };
 std::string_view SiteRoleName(SiteRole role);
 
+// A health check (docs/plan-reference.md, "Health checks"). Written in the plan as a map with
+// exactly one of the keys http, tcp, postgres, redis, command naming its target.
+struct HealthCheckSpec {
+  enum class Kind { kHttp, kTcp, kPostgres, kRedis, kCommand };
+  Kind kind = Kind::kTcp;
+  std::string name;    // "name:" or, by default, "<kind> <target>" (passwords never shown)
+  std::string target;  // http(s) URL | host:port | libpq conninfo | redis://host:port | sh -c
+  std::chrono::milliseconds timeout{5000};
+  // http
+  int expect_status = 200;
+  std::string expect_body;  // substring the body must contain; empty: any
+  std::string ca_file;
+  // postgres and redis: the role the node must have (nullopt: either).
+  std::optional<bool> expect_primary;
+  // postgres and redis replicas: how far behind the primary they may be (nullopt: no limit).
+  // postgres: bytes of WAL received but not replayed plus, when the primary is known, not yet
+  // received; redis: master_repl_offset - slave_repl_offset.
+  std::optional<uint64_t> max_lag_bytes;
+  std::optional<std::chrono::seconds> max_lag_seconds;  // postgres: now - last replayed xact
+  std::string password;                                 // postgres/redis: a secret's name
+  PlanLocation at;
+};
+std::string_view HealthCheckKindName(HealthCheckSpec::Kind kind);
+
+// How reprise reaches a site's databases for health, fencing and promotion.
+struct SiteEndpoints {
+  std::string postgres;           // libpq conninfo or URI, no password; empty: none
+  std::string postgres_password;  // a secret's name, or empty
+  std::string redis;              // redis://host:port[/db]; empty: none
+  std::string redis_password;     // a secret's name, or empty
+  std::string qdrant;             // http(s) URL; kept for the whole-stack restore (not used yet)
+  std::string documents;          // s3:// URL; kept for the whole-stack restore (not used yet)
+};
+
 struct Site {
   std::string name;
   std::string repository;  // URL ("file:///backups/rag", "s3://bucket/prefix?region=...") or
@@ -87,9 +121,13 @@ struct Site {
   std::string region;
   std::string credentials;  // name of a secret, or empty
   std::optional<RetentionPolicy> retention;
-  // Keys for features not built yet (endpoints, dns_value, health, provision, monitoring),
-  // kept as written: a JSON object keyed by the key name.
-  nlohmann::json deferred = nlohmann::json::object();
+  // Failover (docs/failover.md).
+  SiteEndpoints endpoints;
+  std::vector<HealthCheckSpec> health;  // the site is healthy when all pass
+  std::string dns_value;                // what failover.dns.record points at for this site
+  std::vector<std::string> monitoring;  // Prometheus targets ("host:port") of this site
+  std::vector<std::string> provision;   // cold site: commands (sh -c) run before a restore
+  std::string fence_command;            // replaces the built-in fencing of this site (sh -c)
   PlanLocation at;
 };
 
@@ -134,6 +172,68 @@ struct ComponentSpec {
   PlanLocation at;
 };
 
+// Where failover switches the service name (failover.dns).
+struct DnsSpec {
+  enum class Provider { kRfc2136, kWebhook };
+  Provider provider = Provider::kRfc2136;
+  std::string server;  // rfc2136: "host:port" (port 53 by default) of the primary name server
+  std::string zone;    // "rag-system.example."; always absolute (trailing dot added)
+  std::string record;  // "api.rag-system.example."; absolute, inside zone
+  std::string type = "A";  // A | AAAA | CNAME
+  int ttl = 60;
+  std::string tsig_secret;  // rfc2136: secret holding "[algorithm:]name:base64key"; or empty
+  std::string url;          // webhook: POST target (or url_secret: a secret holding the URL)
+  std::string url_secret;
+  std::vector<std::string> resolvers;  // where to check the new value is served (default:
+                                       // server)
+  std::chrono::seconds propagation_timeout{60};
+  PlanLocation at;
+};
+
+struct MonitorSpec {
+  std::chrono::seconds interval{30};
+  int failure_threshold = 3;
+  std::vector<std::string> etcd;  // etcd v3 endpoints (http://host:port); empty: no quorum
+  std::chrono::seconds lease_ttl{10};
+  std::string election_key = "/reprise/failover/leader";
+};
+
+struct FailoverSpec {
+  std::optional<DnsSpec> dns;
+  // Patroni's maximum_lag_on_failover: a replica further behind than this is not promoted
+  // without --force.
+  uint64_t max_lag_bytes = 16ull << 20;
+  std::chrono::seconds catchup_timeout{30};  // how long to wait for replicas after fencing
+  std::string monitoring_file;  // Prometheus file_sd JSON rewritten to the new site's targets
+  std::string state_dir = "/var/lib/reprise/failover";  // journals of failovers
+  MonitorSpec monitor;
+  bool present = false;  // the plan has a failover section
+  PlanLocation at;
+};
+
+struct NotifyChannel {
+  enum class Kind { kSlack, kWebhook, kSmtp };
+  std::string name;
+  Kind kind = Kind::kWebhook;
+  std::string url;         // slack/webhook URL, or smtp(s)://host:port
+  std::string url_secret;  // or: a secret holding the URL (Slack webhooks are credentials)
+  std::string from;        // smtp
+  std::vector<std::string> to;     // smtp
+  std::string credentials;         // smtp: a secret holding "user:password", or empty
+  PlanLocation at;
+};
+
+struct NotifyRoute {
+  std::vector<std::string> on;  // event patterns: "failover.*", "backup.failed"
+  std::vector<std::string> to;  // channel names
+};
+
+struct NotificationsSpec {
+  std::vector<NotifyChannel> channels;
+  std::vector<NotifyRoute> routes;  // none: every event to every channel
+  const NotifyChannel* FindChannel(std::string_view name) const;
+};
+
 struct Plan {
   std::string file;  // as given to LoadPlan/ParsePlan
   int version = 1;
@@ -146,8 +246,10 @@ struct Plan {
   std::vector<Site> sites;                   // document order; at most one has role primary
   std::vector<ComponentSpec> components;     // document order; at least one
   std::optional<RetentionPolicy> retention;  // default for sites without their own
-  // Top-level sections not built yet (consistency, schedules, failover, notifications,
-  // escalation), as written: a JSON object keyed by section name.
+  FailoverSpec failover;
+  NotificationsSpec notifications;
+  // Top-level sections not built yet (consistency, schedules, escalation), as written: a JSON
+  // object keyed by section name.
   nlohmann::json deferred = nlohmann::json::object();
   std::vector<PlanWarning> warnings;
 

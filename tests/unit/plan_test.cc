@@ -103,8 +103,9 @@ TEST(PlanTest, ExampleReprisePlanLoads) {
             (RetentionPolicy{.keep_daily = 30, .keep_weekly = 8, .keep_monthly = 12}));
   EXPECT_EQ(plan.RetentionFor(plan.sites[2]),
             (RetentionPolicy{.keep_daily = 30, .keep_monthly = 12}));  // top-level default
-  EXPECT_EQ(plan.sites[0].deferred["endpoints"]["redis"], "redis://redis-master:6379");
-  EXPECT_EQ(plan.sites[0].deferred["health"][0]["expect_status"], 200);
+  EXPECT_EQ(plan.sites[0].endpoints.redis, "redis://redis-master:6379");
+  ASSERT_FALSE(plan.sites[0].health.empty());
+  EXPECT_EQ(plan.sites[0].health[0].expect_status, 200);
 
   ASSERT_NE(plan.RepositoryPassword(), nullptr);
   EXPECT_EQ(plan.RepositoryPassword()->file, "/secrets/backup-passphrase.txt");
@@ -128,7 +129,7 @@ TEST(PlanTest, ExampleReprisePlanLoads) {
   EXPECT_EQ(redis->settings["method"], "replication");
 
   EXPECT_TRUE(plan.deferred.contains("schedules"));
-  EXPECT_EQ(plan.deferred["failover"]["dns"]["ttl"], 60);
+  EXPECT_FALSE(plan.deferred.contains("failover"));
 
   std::vector<std::string> w = WarningStrings(plan);
   std::string file = (kExamples / "reprise.yaml").string();
@@ -146,9 +147,19 @@ TEST(PlanTest, ExampleReprisePlanLoads) {
       has_warning("components.redis: kind 'redis' is not built yet; backups of it will "
                   "fail"))
       << ::testing::PrintToString(w);
-  EXPECT_TRUE(
-      has_warning("sites.primary.health: accepted but not used yet (failover is not "
-                  "built)"));
+  EXPECT_FALSE(has_warning("sites.primary.health: accepted but not used yet (failover is not "
+                           "built)"));
+  ASSERT_TRUE(plan.failover.dns.has_value());
+  EXPECT_EQ(plan.failover.dns->record, "api.rag-system.example.");
+  EXPECT_EQ(plan.failover.dns->zone, "rag-system.example.");
+  EXPECT_EQ(plan.failover.dns->tsig_secret, "dns_tsig");
+  EXPECT_EQ(plan.failover.max_lag_bytes, 16u * 1000 * 1000);
+  EXPECT_EQ(plan.sites[1].dns_value, "5.6.7.8");
+  ASSERT_NE(plan.notifications.FindChannel("slack"), nullptr);
+  EXPECT_EQ(plan.notifications.FindChannel("slack")->kind, NotifyChannel::Kind::kSlack);
+  EXPECT_EQ(plan.notifications.FindChannel("slack")->url_secret, "slack_webhook");
+  EXPECT_EQ(plan.notifications.FindChannel("ops-mail")->to,
+            std::vector<std::string>{"ops-team@company.com"});
   EXPECT_TRUE(has_warning("schedules: not built yet; ignored"));
   EXPECT_FALSE(
       has_warning("components.ops-files: kind 'files' is not built yet; backups of it "
@@ -516,14 +527,11 @@ TEST(PlanTest, DeferredSiteKeysAndSectionsWarn) {
                "    repository: /var/backups/r\n    dns_value: 1.2.3.4\n");
   text += "schedules: {nightly: {cron: \"0 2 * * *\"}}\n";
   Plan plan = MustParse(text);
-  EXPECT_EQ(plan.sites[0].deferred["dns_value"], "1.2.3.4");
+  EXPECT_EQ(plan.sites[0].dns_value, "1.2.3.4");
   EXPECT_EQ(plan.deferred["schedules"]["nightly"]["cron"], "0 2 * * *");
   std::vector<std::string> w = WarningStrings(plan);
-  ASSERT_EQ(w.size(), 2u) << ::testing::PrintToString(w);
-  EXPECT_EQ(w[0],
-            "reprise.yaml:8:5: sites.local.dns_value: accepted but not used yet (failover "
-            "is not built)");
-  EXPECT_EQ(w[1], "reprise.yaml:14:1: schedules: not built yet; ignored");
+  ASSERT_EQ(w.size(), 1u) << ::testing::PrintToString(w);
+  EXPECT_EQ(w[0], "reprise.yaml:14:1: schedules: not built yet; ignored");
 }
 
 TEST(PlanTest, WrongTypes) {
@@ -643,6 +651,104 @@ TEST(PlanTest, AliasBombIsRefused) {
   }
   std::string e = OnlyError(text);
   EXPECT_STARTS_WITH(e, "reprise.yaml:14:3: schedules: too deeply nested or too large");
+}
+
+
+const char* const kFailoverPlan = R"(version: 1
+name: test
+secrets:
+  repository_password: {file: /etc/reprise/pass}
+  pg_admin: {env: PGPASSWORD_ADMIN}
+  tsig: {file: /etc/reprise/tsig}
+sites:
+  main:
+    repository: /var/backups/r
+    endpoints: {postgres: "host=127.0.0.1 port=5432 user=postgres", postgres_password: pg_admin,
+                redis: "redis://127.0.0.1:6379"}
+    health:
+      - {http: "http://127.0.0.1:8080/health", expect_body: ok, timeout: 2s}
+      - {postgres: "host=127.0.0.1 port=5432", role: primary, password: pg_admin}
+    dns_value: 10.0.0.1
+    monitoring: ["127.0.0.1:9187"]
+  dr:
+    repository: /var/backups/dr
+    role: warm
+    health: [{redis: "redis://127.0.0.1:6380", role: replica, max_lag: 1MiB}, {tcp: "db:5432"}]
+    dns_value: 10.0.0.2
+components:
+  etc: {kind: files, class: configuration, paths: [/etc]}
+failover:
+  dns: {server: "127.0.0.1:53", zone: test.reprise, record: api.test.reprise, ttl: 30,
+        tsig: {secret: tsig}}
+  max_lag: 1MB
+  catchup_timeout: 10s
+  monitoring_file: /etc/prometheus/rag.json
+  monitor: {interval: 2s, failure_threshold: 3, quorum: {etcd: ["http://127.0.0.1:2379"]}}
+notifications:
+  channels:
+    ops: {webhook: "http://127.0.0.1:9000/hook"}
+    mail: {smtp: "smtp://127.0.0.1:25", from: reprise@test, to: [ops@test]}
+  routes:
+    - {on: ["failover.*"], to: [ops, mail]}
+)";
+
+TEST(PlanTest, FailoverSectionsParse) {
+  Plan plan = MustParse(kFailoverPlan);
+  EXPECT_TRUE(plan.warnings.empty()) << ::testing::PrintToString(WarningStrings(plan));
+  const Site& main = plan.sites[0];
+  EXPECT_EQ(main.endpoints.postgres, "host=127.0.0.1 port=5432 user=postgres");
+  EXPECT_EQ(main.endpoints.postgres_password, "pg_admin");
+  ASSERT_EQ(main.health.size(), 2u);
+  EXPECT_EQ(main.health[0].kind, HealthCheckSpec::Kind::kHttp);
+  EXPECT_EQ(main.health[0].timeout, std::chrono::seconds(2));
+  EXPECT_EQ(main.health[0].name, "http http://127.0.0.1:8080/health");
+  EXPECT_EQ(main.health[1].expect_primary, std::optional<bool>(true));
+  const Site& dr = plan.sites[1];
+  ASSERT_EQ(dr.health.size(), 2u);
+  EXPECT_EQ(dr.health[0].max_lag_bytes, std::optional<uint64_t>(1u << 20));
+  EXPECT_EQ(dr.health[0].expect_primary, std::optional<bool>(false));
+  EXPECT_EQ(dr.health[1].kind, HealthCheckSpec::Kind::kTcp);
+  ASSERT_TRUE(plan.failover.dns);
+  EXPECT_EQ(plan.failover.dns->record, "api.test.reprise.");
+  EXPECT_EQ(plan.failover.dns->ttl, 30);
+  EXPECT_EQ(plan.failover.max_lag_bytes, 1000000u);
+  EXPECT_EQ(plan.failover.monitor.etcd, std::vector<std::string>{"http://127.0.0.1:2379"});
+  EXPECT_EQ(plan.failover.monitor.interval, std::chrono::seconds(2));
+  ASSERT_EQ(plan.notifications.routes.size(), 1u);
+  EXPECT_EQ(plan.notifications.routes[0].to, (std::vector<std::string>{"ops", "mail"}));
+}
+
+TEST(PlanTest, FailoverSectionsRefuseBadInput) {
+  auto with = [](std::string from, std::string to) {
+    std::string text = kFailoverPlan;
+    size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    if (at != std::string::npos) text.replace(at, from.size(), to);
+    return text;
+  };
+  EXPECT_EQ(OnlyError(with("user=postgres\"", "user=postgres password=x\"")),
+            "reprise.yaml:10:27: sites.main.endpoints.postgres: passwords may not be written "
+            "in the plan; HINT: remove it and name a secret in postgres_password");
+  EXPECT_EQ(OnlyError(with("{tcp: \"db:5432\"}", "{tcp: \"db:5432\", http: \"http://x\"}")),
+            "reprise.yaml:20:79: sites.dr.health[1]: a health check has exactly one of: http, "
+            "tcp, postgres, redis, command");
+  EXPECT_EQ(OnlyError(with("{tcp: \"db:5432\"}", "{tcp: db}")),
+            "reprise.yaml:20:85: sites.dr.health[1].tcp: expected host:port, got 'db'");
+  EXPECT_EQ(OnlyError(with("to: [ops, mail]", "to: [ops, mial]")),
+            "reprise.yaml:36:38: notifications.routes: channel 'mial' is not defined in "
+            "notifications.channels (did you mean 'mail'?)");
+  EXPECT_EQ(OnlyError(with("record: api.test.reprise", "record: api.other")),
+            "reprise.yaml:25:8: failover.dns.record: 'api.other.' is not inside zone "
+            "'test.reprise.'");
+  EXPECT_EQ(OnlyError(with("password: pg_admin}", "password: pg_admn}")),
+            "reprise.yaml:14:73: sites.main.health[1].password: secret 'pg_admn' is not "
+            "defined in secrets (did you mean 'pg_admin'?)");
+  EXPECT_EQ(OnlyError(with("{server: \"127.0.0.1:53\",", "{provider: route53, server: \"x\",")),
+            "reprise.yaml:25:19: failover.dns.provider: the route53 provider is not built yet; "
+            "HINT: use rfc2136 or a webhook that calls your DNS API");
+  EXPECT_EQ(OnlyError(with("from: reprise@test, ", "")),
+            "reprise.yaml:34:11: notifications.channels.mail: an smtp channel needs 'from' and "
+            "'to'");
 }
 
 }  // namespace

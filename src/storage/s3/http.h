@@ -27,6 +27,7 @@ struct HttpOptions {
   long connect_timeout_seconds = 10;
   long low_speed_bytes = 1024;
   long low_speed_seconds = 60;
+  long total_timeout_ms = 0;  // whole request, 0: none (health checks, webhooks set one)
   std::string ca_file;  // empty: the system's CA store; TLS peer verification is always on
   size_t max_idle_handles = 16;
 };

@@ -270,6 +270,51 @@ Status Election::Resign() {
   return Status::Ok();
 }
 
+Status Election::Publish(const std::string& key, const std::string& value) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (impl_->lease == 0) {
+    return FailedPrecondition("no lease to publish '" + key + "' with: campaign first");
+  }
+  return impl_
+      ->Call("/v3/kv/put", {{"key", B64(key)},
+                            {"value", B64(value)},
+                            {"lease", std::to_string(impl_->lease)}})
+      .status();
+}
+
+Result<std::map<std::string, std::string>> Election::ReadPrefix(const std::string& prefix) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::string end = prefix;
+  // The range end of a prefix: the prefix with its last byte incremented.
+  while (!end.empty() && static_cast<unsigned char>(end.back()) == 0xff) end.pop_back();
+  if (!end.empty()) end.back() = static_cast<char>(end.back() + 1);
+  ASSIGN_OR_RETURN(json r, impl_->Call("/v3/kv/range",
+                                       {{"key", B64(prefix)}, {"range_end", B64(end)}}));
+  std::map<std::string, std::string> out;
+  auto kvs = r.find("kvs");
+  if (kvs == r.end() || !kvs->is_array()) return out;
+  for (const json& kv : *kvs) {
+    ASSIGN_OR_RETURN(std::string k, DecodeB64Field(kv, "key"));
+    ASSIGN_OR_RETURN(std::string v, DecodeB64Field(kv, "value"));
+    out[k] = v;
+  }
+  return out;
+}
+
+Status Election::Put(const std::string& key, const std::string& value) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->Call("/v3/kv/put", {{"key", B64(key)}, {"value", B64(value)}}).status();
+}
+
+Result<std::optional<std::string>> Election::Get(const std::string& key) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  ASSIGN_OR_RETURN(json r, impl_->Call("/v3/kv/range", {{"key", B64(key)}}));
+  const json* kv = FirstKv(r);
+  if (kv == nullptr) return std::optional<std::string>();
+  ASSIGN_OR_RETURN(std::string v, DecodeB64Field(*kv, "value"));
+  return std::optional<std::string>(v);
+}
+
 bool Election::IsLeader() const {
   Clock::rep until = impl_->leader_until.load();
   return until != Impl::kNotLeader && Clock::now().time_since_epoch().count() < until;

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,6 +45,15 @@ class Election {
   Result<std::string> Leader();
   // Deletes the key if we hold it and revokes the lease.
   Status Resign();
+  // Publishes `value` under `key` bound to this candidate's lease (it vanishes when the lease
+  // expires); call after a successful Campaign, which keeps the lease alive. Monitors publish
+  // their view of the primary this way so that the leader acts only on a majority's view.
+  Status Publish(const std::string& key, const std::string& value);
+  // Every key under `prefix` with its value.
+  Result<std::map<std::string, std::string>> ReadPrefix(const std::string& prefix);
+  // A key without lease (e.g. the site that is primary now), and reading one back.
+  Status Put(const std::string& key, const std::string& value);
+  Result<std::optional<std::string>> Get(const std::string& key);
   // Whether the last Campaign made us leader and the lease has not passed its TTL since
   // (steady local clock, counted from before the keepalive: conservative, ttl - 1 s).
   bool IsLeader() const;

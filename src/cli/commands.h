@@ -25,6 +25,8 @@ void AddStatsCommand(CLI::App& app, Context& ctx, Action* run);
 void AddPlanCommand(CLI::App& app, Context& ctx, Action* run);
 void AddCopyCommand(CLI::App& app, Context& ctx, Action* run);
 void AddStatusCommand(CLI::App& app, Context& ctx, Action* run);
+// health, failover, monitor (cmd_failover.cc)
+void AddFailoverCommands(CLI::App& app, Context& ctx, Action* run);
 void AddWalCommands(CLI::App& app, Context& ctx, Action* run);  // wal-push, wal-fetch
 
 // A site of the plan names its repository; any other value is a repository URL (cmd_copy.cc).

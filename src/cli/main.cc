@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   AddCopyCommand(app, ctx, &run);
   AddWalCommands(app, ctx, &run);
   AddStatusCommand(app, ctx, &run);
+  AddFailoverCommands(app, ctx, &run);
 
   try {
     app.parse(argc, argv);

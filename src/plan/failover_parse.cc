@@ -11,7 +11,7 @@
 namespace reprise::plan_internal {
 
 const std::vector<std::string_view> kFailoverSiteKeys = {
-    "endpoints", "health", "dns_value", "monitoring", "provision", "fence_command"};
+    "endpoints", "health", "dns_value", "monitoring", "provision", "fence_command", "rebuild"};
 
 namespace {
 
@@ -154,6 +154,46 @@ bool FailoverParser::ParseSiteKey(const MapEntry& f, Site& site) {
     std::optional<std::vector<std::string>> v = r_.StringList(f.value, f.path, true);
     if (v) site.provision = *v;
     return v.has_value();
+  }
+  if (f.key == "rebuild") {
+    RebuildSpec spec;
+    bool ok = f.value.IsMap();
+    bool has_dir = false;
+    for (const MapEntry& k : r_.Entries(f.value, f.path,
+                                        {"data_directory", "bin_dir", "os_user", "start_command",
+                                         "stop_command", "primary_conninfo"})) {
+      std::optional<std::string> v = r_.NonEmptyString(k.value, k.path);
+      if (!v) {
+        ok = false;
+        continue;
+      }
+      if ((k.key == "data_directory" || k.key == "bin_dir") && (*v)[0] != '/') {
+        r_.Error(k.value, k.path, fmt::format("'{}' is not an absolute path", *v));
+        ok = false;
+        continue;
+      }
+      if (k.key == "primary_conninfo" && HasPassword(*v)) {
+        r_.Error(k.value, k.path, "passwords may not be written in the plan; HINT: use a "
+                                  ".pgpass file of the server's user");
+        ok = false;
+        continue;
+      }
+      if (k.key == "data_directory") {
+        spec.data_directory = *v;
+        has_dir = true;
+      }
+      if (k.key == "bin_dir") spec.bin_dir = *v;
+      if (k.key == "os_user") spec.os_user = *v;
+      if (k.key == "start_command") spec.start_command = *v;
+      if (k.key == "stop_command") spec.stop_command = *v;
+      if (k.key == "primary_conninfo") spec.primary_conninfo = *v;
+    }
+    if (f.value.IsMap() && !has_dir) {
+      r_.Error(f.value, Field(f.path, "data_directory"), "required key is missing");
+      ok = false;
+    }
+    if (ok) site.rebuild = spec;
+    return ok;
   }
   if (f.key == "fence_command") {
     std::optional<std::string> v = r_.NonEmptyString(f.value, f.path);

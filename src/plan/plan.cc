@@ -46,7 +46,8 @@ const std::vector<std::string_view> kRetentionKeys = {"keep_last",   "keep_hourl
                                                       "keep_within"};
 const std::vector<std::string_view> kSiteKeys = {
     "repository", "role",      "region", "credentials", "retention",
-    "endpoints",  "dns_value", "health", "provision",   "monitoring", "fence_command"};
+    "endpoints",  "dns_value", "health", "provision",   "monitoring", "fence_command",
+    "rebuild"};
 const std::vector<std::string_view> kRoles = {"primary", "warm", "cold"};
 const std::vector<std::string_view> kKinds = {"files",  "postgres", "redis",
                                               "qdrant", "s3",       "command"};

@@ -113,6 +113,19 @@ struct SiteEndpoints {
   std::string documents;          // s3:// URL; kept for the whole-stack restore (not used yet)
 };
 
+// How failback rebuilds a site's PostgreSQL as a replica of the current primary: reprise runs
+// on (or has the files of) that host. pg_rewind first, a fresh pg_basebackup when it cannot.
+struct RebuildSpec {
+  std::string data_directory;  // absolute
+  std::string bin_dir = "/usr/lib/postgresql/15/bin";
+  std::string os_user;          // runs pg_rewind / pg_basebackup / pg_ctl as this user
+  std::string start_command;    // default: pg_ctl -D DIR -w -l DIR/reprise-start.log start
+  std::string stop_command;     // default: pg_ctl -D DIR -m fast -w stop
+  // How the rebuilt server connects to the new primary (primary_conninfo); default: the new
+  // primary site's endpoints.postgres.
+  std::string primary_conninfo;
+};
+
 struct Site {
   std::string name;
   std::string repository;  // URL ("file:///backups/rag", "s3://bucket/prefix?region=...") or
@@ -128,6 +141,7 @@ struct Site {
   std::vector<std::string> monitoring;  // Prometheus targets ("host:port") of this site
   std::vector<std::string> provision;   // cold site: commands (sh -c) run before a restore
   std::string fence_command;            // replaces the built-in fencing of this site (sh -c)
+  std::optional<RebuildSpec> rebuild;   // failback / rebuild of this site's PostgreSQL
   PlanLocation at;
 };
 

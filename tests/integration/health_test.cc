@@ -281,6 +281,11 @@ TEST(HealthRedis, PrimaryAndReplicaRoles) {
   auto replica = RedisServer::CreateReplica(*primary, "replica");
   ASSERT_TRUE(replica);
   ASSERT_TRUE(primary->Cli({"SET", "a", "1"}));
+  // Replication is asynchronous: wait until the replica has applied the write.
+  for (int i = 0; i < 200 && replica->Cli({"GET", "a"}) != "1"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(replica->Cli({"GET", "a"}), "1");
 
   HealthCheckSpec p = Spec(Kind::kRedis, primary->url());
   p.expect_primary = true;

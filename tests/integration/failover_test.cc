@@ -372,6 +372,33 @@ TEST_F(FailoverTest, PlannedFailoverUnderLoadLosesNoCommittedTransaction) {
   EXPECT_NE(again.err.find("already the primary"), std::string::npos) << again.err;
 }
 
+TEST_F(FailoverTest, HealthAndDryRunChangeNothing) {
+  WritePlan();
+  RunResult h = Reprise({"--json", "health"});
+  EXPECT_EQ(h.exit_code, 0) << h.out << h.err;
+  nlohmann::json sites = nlohmann::json::parse(h.out, nullptr, false);
+  ASSERT_TRUE(sites.is_array()) << h.out;
+  ASSERT_EQ(sites.size(), 2u);
+  EXPECT_EQ(sites[0]["site"], "main");
+  EXPECT_EQ(sites[0]["checks"][0]["facts"]["role"], "primary");
+  EXPECT_EQ(sites[1]["checks"][0]["facts"]["role"], "replica");
+  EXPECT_EQ(sites[1]["checks"][1]["kind"], "redis");
+  // An unhealthy site makes `health` exit 1 and names the failed check.
+  redis_replica_->Kill();
+  RunResult bad = Reprise({"health", "--site", "dr"});
+  EXPECT_EQ(bad.exit_code, 1) << bad.out;
+  EXPECT_NE(bad.out.find("dr (warm): UNHEALTHY"), std::string::npos) << bad.out;
+  EXPECT_NE(bad.out.find("FAIL  redis redis://127.0.0.1:"), std::string::npos) << bad.out;
+
+  RunResult dry = Reprise({"failover", "--to", "dr", "--reason", "test", "--dry-run"});
+  EXPECT_EQ(dry.exit_code, 0) << dry.err;
+  EXPECT_NE(dry.out.find("failover from 'main' to 'dr'"), std::string::npos) << dry.out;
+  EXPECT_NE(dry.out.find("(dry run: nothing was done)"), std::string::npos) << dry.out;
+  EXPECT_FALSE(InRecovery(*pg_primary_));
+  EXPECT_TRUE(InRecovery(*pg_replica_));
+  EXPECT_FALSE(fs::exists(base_ + "/state"));
+}
+
 TEST_F(FailoverTest, UnhealthyTargetIsRefusedAndNothingChanges) {
   WritePlan("", fmt::format("[{{tcp: \"127.0.0.1:{}\"}}]", FreePort()));
   RunResult r = Reprise({"failover", "--to", "dr", "--reason", "test", "--yes"});

@@ -12,6 +12,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "common/duration.h"
+#include "plan/component_parse.h"
 #include "plan/failover_parse.h"
 #include "plan/yaml_reader.h"
 
@@ -121,6 +122,7 @@ class PlanParser {
   std::vector<std::optional<SiteRole>> written_roles_;
   std::vector<YAML::Node> site_nodes_;
   plan_internal::FailoverParser failover_{r_, declared_secrets_};
+  plan_internal::ComponentParser components_{r_, declared_secrets_};
 };
 
 Result<Plan> PlanParser::Parse(const YAML::Node& root) {
@@ -526,6 +528,14 @@ void PlanParser::ParseComponent(const MapEntry& e) {
     ParseFiles(e, rest, c);
   } else if (c.kind == ComponentKind::kPostgres) {
     ParsePostgres(e, rest, c);
+  } else if (c.kind == ComponentKind::kRedis || c.kind == ComponentKind::kCommand) {
+    if (c.kind == ComponentKind::kRedis) components_.ParseRedis(e, rest, c);
+    if (c.kind == ComponentKind::kCommand) components_.ParseCommand(e, rest, c);
+    if (!ComponentKindBuilt(c.kind)) {
+      r_.Warn(e.key_node, e.path,
+              fmt::format("kind '{}' is not built yet; backups of it will fail",
+                          ComponentKindName(c.kind)));
+    }
   } else {
     for (const MapEntry& f : rest) c.settings[f.key] = r_.ToJson(f.value, f.path);
     r_.Warn(e.key_node, e.path,

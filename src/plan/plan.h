@@ -175,12 +175,36 @@ struct PostgresSpec {
   std::string start_command;  // starts the restored server instead of pg_ctl (sh -c)
 };
 
+// A Redis server (docs/components/redis.md).
+struct RedisSpec {
+  std::string connection;  // redis://host:port[/db], no password
+  std::string password;    // a secret's name, or empty
+  enum class Method { kReplication, kBgsave };
+  Method method = Method::kReplication;
+  std::string rdb_path;  // bgsave: the dump file the server writes
+  // Restore: where dump.rdb goes and how the server is stopped and started around it.
+  std::string restore_rdb_path;
+  std::string stop_command;
+  std::string start_command;
+};
+
+// A command whose output is the backup (docs/components/command.md).
+struct CommandSpec {
+  std::string backup;   // sh -c; its stdout is stored
+  std::string restore;  // sh -c; gets the stored bytes on stdin; empty: restore writes a file
+  std::string redact;   // "" or "kubernetes-secrets"
+  std::chrono::seconds timeout{3600};
+  std::string run_as;
+};
+
 struct ComponentSpec {
   std::string name;
   ComponentKind kind = ComponentKind::kFiles;
   std::string data_class;  // a name in objectives.rpo
   FilesSpec files;         // kind files only
   PostgresSpec postgres;   // kind postgres only
+  RedisSpec redis;         // kind redis only
+  CommandSpec command;     // kind command only
   // Kinds not built yet: their other keys as written, a JSON object keyed by the key name.
   nlohmann::json settings = nlohmann::json::object();
   PlanLocation at;

@@ -126,7 +126,13 @@ TEST(PlanTest, ExampleReprisePlanLoads) {
   ASSERT_NE(redis, nullptr);
   EXPECT_EQ(redis->kind, ComponentKind::kRedis);
   EXPECT_EQ(redis->data_class, "transactional");
-  EXPECT_EQ(redis->settings["method"], "replication");
+  EXPECT_EQ(redis->redis.method, RedisSpec::Method::kReplication);
+  EXPECT_EQ(redis->redis.connection, "redis://redis-master:6379");
+  EXPECT_EQ(redis->redis.password, "redis_password");
+  const ComponentSpec* k8s = plan.FindComponent("k8s-config");
+  ASSERT_NE(k8s, nullptr);
+  EXPECT_EQ(k8s->command.redact, "kubernetes-secrets");
+  EXPECT_NE(k8s->command.backup.find("kubectl get"), std::string::npos);
 
   EXPECT_TRUE(plan.deferred.contains("schedules"));
   EXPECT_FALSE(plan.deferred.contains("failover"));
@@ -462,7 +468,7 @@ components:
 TEST(PlanTest, UnbuiltKindsKeepTheirKeysAndWarn) {
   std::string text = std::string(kBase) +
                      "  cache:\n"
-                     "    kind: redis\n"
+                     "    kind: qdrant\n"
                      "    class: transactional\n"
                      "    method: replication\n"
                      "    port: 6379\n"
@@ -472,7 +478,7 @@ TEST(PlanTest, UnbuiltKindsKeepTheirKeysAndWarn) {
   Plan plan = MustParse(text);
   const ComponentSpec* c = plan.FindComponent("cache");
   ASSERT_NE(c, nullptr);
-  EXPECT_EQ(c->kind, ComponentKind::kRedis);
+  EXPECT_EQ(c->kind, ComponentKind::kQdrant);
   EXPECT_FALSE(ComponentKindBuilt(c->kind));
   EXPECT_EQ(c->settings["method"], "replication");
   EXPECT_EQ(c->settings["port"], 6379);
@@ -481,7 +487,7 @@ TEST(PlanTest, UnbuiltKindsKeepTheirKeysAndWarn) {
   EXPECT_EQ(c->settings["quoted"], "6379");
   EXPECT_FALSE(c->settings.contains("kind"));
   EXPECT_TRUE(HasLine(WarningStrings(plan),
-                      "reprise.yaml:13:3: components.cache: kind 'redis' "
+                      "reprise.yaml:13:3: components.cache: kind 'qdrant' "
                       "is not built yet; backups of it will fail"));
 }
 

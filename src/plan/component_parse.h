@@ -1,0 +1,30 @@
+// Parsing of the component kinds beyond files and postgres (redis, command). Internal to
+// src/plan/; reports through the shared Reader like the rest of the parser.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "plan/plan.h"
+#include "plan/yaml_reader.h"
+
+namespace reprise::plan_internal {
+
+class ComponentParser {
+ public:
+  ComponentParser(Reader& r, const std::vector<std::string>& secrets)
+      : r_(r), secrets_(secrets) {}
+
+  // `rest`: the component's keys other than kind and class.
+  void ParseRedis(const MapEntry& e, const std::vector<MapEntry>& rest, ComponentSpec& c);
+  void ParseCommand(const MapEntry& e, const std::vector<MapEntry>& rest, ComponentSpec& c);
+
+ private:
+  bool SecretRef(const YAML::Node& node, const std::string& path, std::string& out);
+  std::optional<std::string> AbsolutePath(const MapEntry& f);
+
+  Reader& r_;
+  const std::vector<std::string>& secrets_;
+};
+
+}  // namespace reprise::plan_internal

@@ -8,18 +8,10 @@
 namespace reprise::plan_internal {
 
 bool ComponentParser::SecretRef(const YAML::Node& node, const std::string& path,
-                                std::string& out) {
-  std::optional<std::string> name = r_.String(node, path);
-  if (!name) return false;
-  if (std::find(secrets_.begin(), secrets_.end(), *name) == secrets_.end()) {
-    std::vector<std::string_view> views(secrets_.begin(), secrets_.end());
-    std::string message = fmt::format("secret '{}' is not defined in secrets", *name);
-    if (auto guess = Suggest(*name, views)) message += fmt::format(" (did you mean '{}'?)", *guess);
-    r_.Error(node, path, message);
-    return false;
-  }
-  out = *name;
-  return true;
+                               std::string& out) {
+  std::optional<std::string> name = SecretName(r_, node, path, secrets_);
+  if (name) out = *name;
+  return name.has_value();
 }
 
 std::optional<std::string> ComponentParser::AbsolutePath(const MapEntry& f) {

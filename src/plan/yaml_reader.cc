@@ -385,4 +385,16 @@ bool Reader::ToJsonInner(const YAML::Node& node, int depth, size_t& budget, nloh
   return true;
 }
 
+std::optional<std::string> SecretName(Reader& r, const YAML::Node& node, std::string_view path,
+                                      const std::vector<std::string>& declared) {
+  std::optional<std::string> name = r.String(node, path);
+  if (!name) return std::nullopt;
+  if (std::find(declared.begin(), declared.end(), *name) != declared.end()) return name;
+  std::vector<std::string_view> views(declared.begin(), declared.end());
+  std::string message = fmt::format("secret '{}' is not defined in secrets", *name);
+  if (auto guess = Suggest(*name, views)) message += fmt::format(" (did you mean '{}'?)", *guess);
+  r.Error(node, path, message);
+  return std::nullopt;
+}
+
 }  // namespace reprise::plan_internal

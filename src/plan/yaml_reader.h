@@ -40,6 +40,12 @@ std::string JoinNames(const std::vector<std::string>& names);
 // at most 63 characters.
 bool IsValidName(std::string_view name);
 
+class Reader;
+// The name of a secret written at `node`, when it is one of `declared` (every name written
+// under secrets); otherwise reports "secret 'x' is not defined in secrets (did you mean ...)".
+std::optional<std::string> SecretName(Reader& r, const YAML::Node& node, std::string_view path,
+                                      const std::vector<std::string>& declared);
+
 PlanLocation LocationOf(const YAML::Mark& mark);
 PlanLocation LocationOf(const YAML::Node& node);
 

@@ -121,6 +121,18 @@ class AckWriter {
   std::thread thread_;
 };
 
+// How many of the acknowledged ids are missing from `server`'s acks table.
+size_t LostOn(const PgServer& server, const std::vector<int64_t>& acked) {
+  auto rows = server.Sql("SELECT string_agg(id::text, ',') FROM acks WHERE id > 0");
+  EXPECT_TRUE(rows);
+  std::set<int64_t> present;
+  std::stringstream ss(rows.value_or(""));
+  for (std::string item; std::getline(ss, item, ',');) present.insert(std::stoll(item));
+  size_t lost = 0;
+  for (int64_t id : acked) lost += present.count(id) ? 0 : 1;
+  return lost;
+}
+
 struct PlanOptions {
   std::string etcd;        // monitor.quorum.etcd endpoint
   std::string main_pg;     // main's postgres endpoint instead of the server's own
@@ -315,13 +327,7 @@ TEST_F(FailoverTest, PlannedFailoverUnderLoadLosesNoCommittedTransaction) {
   // Every transaction the old primary acknowledged is on the new one.
   std::vector<int64_t> acked = writer.acked();
   ASSERT_GT(acked.size(), 50u) << "the writer made too little progress to prove anything";
-  auto rows = pg_replica_->Sql("SELECT string_agg(id::text, ',') FROM acks WHERE id > 0");
-  ASSERT_TRUE(rows);
-  std::set<int64_t> present;
-  std::stringstream ss(*rows);
-  for (std::string item; std::getline(ss, item, ',');) present.insert(std::stoll(item));
-  size_t lost = 0;
-  for (int64_t id : acked) lost += present.count(id) ? 0 : 1;
+  size_t lost = LostOn(*pg_replica_, acked);
   std::cout << "[ failover ] acknowledged " << acked.size() << " transactions, lost " << lost
             << "\n";
   EXPECT_EQ(lost, 0u);
@@ -537,13 +543,7 @@ TEST_F(FailoverTest, FailbackReturnsToThePrimaryWithZeroLoss) {
 
   std::vector<int64_t> acked = writer.acked();
   ASSERT_GT(acked.size(), 50u);
-  auto rows = pg_primary_->Sql("SELECT string_agg(id::text, ',') FROM acks WHERE id > 0");
-  ASSERT_TRUE(rows);
-  std::set<int64_t> present;
-  std::stringstream ss(*rows);
-  for (std::string item; std::getline(ss, item, ',');) present.insert(std::stoll(item));
-  size_t lost = 0;
-  for (int64_t id : acked) lost += present.count(id) ? 0 : 1;
+  size_t lost = LostOn(*pg_primary_, acked);
   std::cout << "[ failback ] acknowledged " << acked.size() << " on dr, lost " << lost << "\n";
   EXPECT_EQ(lost, 0u);
   EXPECT_FALSE(InRecovery(*pg_primary_));

@@ -28,7 +28,11 @@ std::optional<RgwEnv> LoadRgwEnv() {
            get("REPRISE_TEST_S3_SECRET_KEY"),
            get("REPRISE_TEST_S3_OTHER_ACCESS_KEY"),
            get("REPRISE_TEST_S3_OTHER_SECRET_KEY"),
-           get("REPRISE_TEST_S3_BUCKET")};
+           get("REPRISE_TEST_S3_BUCKET"),
+           get("REPRISE_TEST_S3_USER"),
+           get("REPRISE_TEST_S3_APPEND_USER"),
+           get("REPRISE_TEST_S3_APPEND_ACCESS_KEY"),
+           get("REPRISE_TEST_S3_APPEND_SECRET_KEY")};
   if (e.endpoint.empty() || e.access_key.empty() || e.secret_key.empty()) return std::nullopt;
   if (e.region.empty()) e.region = "us-east-1";
   if (e.bucket_prefix.empty()) e.bucket_prefix = "reprise-test";

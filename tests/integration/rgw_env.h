@@ -11,6 +11,9 @@ struct RgwEnv {
   std::string endpoint, region, access_key, secret_key;
   std::string other_access_key, other_secret_key;  // a second user, for access-denied tests
   std::string bucket_prefix;
+  // The uid owning the buckets, and a user with no rights of its own that tests grant
+  // put/get/list through a bucket policy (append-only repositories). Empty when not set up.
+  std::string user, append_user, append_access_key, append_secret_key;
 };
 
 // Null when no server is configured: the tests then skip, saying kRgwSkipReason.

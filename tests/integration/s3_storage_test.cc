@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -132,24 +133,33 @@ INSTANTIATE_TEST_SUITE_P(Rgw, StorageConformance, ::testing::ValuesIn(RgwBackend
                            return info.param.name;
                          });
 
-// A raw signed request, for what the Storage interface does not show (ETags, uploads).
-s3::HttpResponse RawRequest(const std::string& method, const std::string& path,
-                            std::vector<std::pair<std::string, std::string>> query = {}) {
+// A raw signed request, for what the Storage interface does not show (ETags, uploads, bucket
+// policies). The body, if any, is signed with its SHA-256.
+s3::HttpResponse SignedRequest(const s3::Credentials& creds, const std::string& method,
+                               const std::string& path,
+                               std::vector<std::pair<std::string, std::string>> query = {},
+                               ByteView body = {}) {
   const RgwEnv& e = *Env();
   std::string host = e.endpoint.substr(e.endpoint.find("://") + 3);
-  s3::SigV4Request req{.method = method,
-                       .path = path,
-                       .query = query,
-                       .headers = {{"Host", host}},
-                       .payload_hash = std::string(s3::kUnsignedPayload)};
-  s3::SignRequest(req, {.access_key_id = e.access_key, .secret_access_key = e.secret_key}, e.region,
-                  SystemClock().NowUnix());
+  s3::SigV4Request req{
+      .method = method,
+      .path = path,
+      .query = query,
+      .headers = {{"Host", host}},
+      .payload_hash = body.empty() ? std::string(s3::kUnsignedPayload) : s3::PayloadHash(body)};
+  s3::SignRequest(req, creds, e.region, SystemClock().NowUnix());
   s3::HttpClient http({});
   std::string url = e.endpoint + s3::EncodePath(path);
   if (!query.empty()) url += "?" + s3::CanonicalQuery(query);
-  auto resp = http.Send({.method = method, .url = url, .headers = req.headers});
+  auto resp = http.Send({.method = method, .url = url, .headers = req.headers, .body = body});
   EXPECT_TRUE(resp.ok()) << resp.status().ToString();
   return resp.ok() ? *resp : s3::HttpResponse{};
+}
+
+s3::HttpResponse RawRequest(const std::string& method, const std::string& path,
+                            std::vector<std::pair<std::string, std::string>> query = {}) {
+  return SignedRequest({.access_key_id = Env()->access_key, .secret_access_key = Env()->secret_key},
+                       method, path, std::move(query));
 }
 
 class S3RgwTest : public ::testing::Test {
@@ -459,6 +469,193 @@ TEST_F(S3RgwTest, CliInitBackupRestoreCheck) {
                   "AWS_SECRET_ACCESS_KEY=", "AWS_SHARED_CREDENTIALS_FILE=", "AWS_PROFILE="});
   EXPECT_NE(none.exit_code, 0);
   EXPECT_NE(none.err.find("AWS_ACCESS_KEY_ID"), std::string::npos) << none.err;
+}
+
+
+// ---- append-only repositories (docs/storage-s3.md, "Append-only repositories") ----
+
+// The bucket policy exactly as the documentation gives it: the first ```json block after the
+// section's heading, with <bucket>, <prefix>, <owner> and <writer> filled in.
+std::string DocumentedAppendOnlyPolicy(const std::string& bucket, const std::string& prefix,
+                                       const std::string& owner, const std::string& writer) {
+  std::ifstream in(std::string(REPRISE_SOURCE_DIR) + "/docs/storage-s3.md");
+  std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t section = doc.find("\n## Append-only repositories");
+  if (section == std::string::npos) return "";
+  size_t start = doc.find("```json\n", section);
+  if (start == std::string::npos) return "";
+  start += 8;
+  size_t end = doc.find("```", start);
+  if (end == std::string::npos) return "";
+  std::string policy = doc.substr(start, end - start);
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"<bucket>", bucket}, {"<prefix>", prefix}, {"<owner>", owner}, {"<writer>", writer}}) {
+    for (size_t at = policy.find(from); at != std::string::npos; at = policy.find(from, at))
+      policy.replace(at, from.size(), to);
+  }
+  return policy;
+}
+
+// Non-empty lines of a command's stderr.
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t nl = text.find('\n', start);
+    std::string line = text.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    if (!line.empty()) out.push_back(line);
+    if (nl == std::string::npos) break;
+    start = nl + 1;
+  }
+  return out;
+}
+
+// Backup, copy and check with credentials that may put, get and list but delete only locks;
+// forget and prune refused with one line that names the object and says why; the owner's
+// credentials prune, and the repository checks clean afterwards.
+TEST_F(S3RgwTest, AppendOnlyCredentialsBackUpButCannotForgetOrPrune) {
+  const RgwEnv& e = *Env();
+  if (e.append_access_key.empty() || e.user.empty() || e.append_user.empty())
+    GTEST_SKIP() << "no append-only user (REPRISE_TEST_S3_APPEND_*): run a current "
+                    "tests/services/rgw-start.sh";
+  using reprise::testing::RunCommand;
+  reprise::testing::TempDir tmp;
+
+  // A bucket of its own: its policy must not change what the other tests see.
+  const std::string bucket = e.bucket_prefix + "-ao-" + RandomHex(8);
+  const std::string prefix = "team/rag";
+  auto owner_storage = MakeS3(BaseOptions(bucket, ""));
+  ASSERT_TRUE(owner_storage->CreateBucket().ok());
+  struct DropBucket {
+    S3Storage* s;
+    ~DropBucket() {
+      EmptyStorage(*s);
+      (void)s->DeleteBucket();
+    }
+  } drop{owner_storage.get()};
+
+  std::string policy = DocumentedAppendOnlyPolicy(bucket, prefix, e.user, e.append_user);
+  ASSERT_FALSE(policy.empty()) << "no ```json policy under '## Append-only repositories' in "
+                                  "docs/storage-s3.md";
+  ASSERT_TRUE(nlohmann::json::parse(policy, nullptr, false).is_object()) << policy;
+  auto put_policy =
+      SignedRequest({.access_key_id = e.access_key, .secret_access_key = e.secret_key}, "PUT",
+                    "/" + bucket, {{"policy", ""}}, AsBytes(policy));
+  ASSERT_TRUE(put_policy.status == 204 || put_policy.status == 200)
+      << put_policy.status << " " << AsString(put_policy.body);
+
+  std::string pw = tmp.path() + "/pw";
+  reprise::testing::WriteFile(pw, "append-only passphrase\n");
+  std::string repo = "s3://" + bucket + "/" + prefix + "?endpoint=" + e.endpoint +
+                     "&region=" + e.region + "&path_style=1";
+  std::string local = tmp.path() + "/local";
+  std::vector<std::string> writer = {"REPRISE_PASSWORD_FILE=" + pw,
+                                     "AWS_ACCESS_KEY_ID=" + e.append_access_key,
+                                     "AWS_SECRET_ACCESS_KEY=" + e.append_secret_key};
+  std::vector<std::string> owner = {"REPRISE_PASSWORD_FILE=" + pw,
+                                    "AWS_ACCESS_KEY_ID=" + e.access_key,
+                                    "AWS_SECRET_ACCESS_KEY=" + e.secret_key};
+  auto run = [](const std::vector<std::string>& env, std::vector<std::string> args) {
+    args.insert(args.begin(), REPRISE_BINARY);
+    return RunCommand(args, env);
+  };
+  // What the owner sees under the repository's prefix.
+  auto count = [&](const std::string& dir) -> size_t {
+    auto list = MakeS3(BaseOptions(bucket, prefix))->List(dir);
+    EXPECT_TRUE(list.ok()) << list.status().ToString();
+    return list.ok() ? list->size() : 0;
+  };
+
+  // The writer's key really is limited: it may not delete a data object by itself either.
+  ASSERT_TRUE(owner_storage->Put(prefix + "/data/probe", ToBytes("x")).ok());
+  S3Options writer_options = BaseOptions(bucket, prefix);
+  writer_options.credentials = {.access_key_id = e.append_access_key,
+                                .secret_access_key = e.append_secret_key};
+  auto writer_storage = MakeS3(writer_options);
+  Status denied = writer_storage->Delete("data/probe");
+  EXPECT_EQ(denied.code(), Code::kPermissionDenied) << denied.ToString();
+  EXPECT_TRUE(writer_storage->Put("locks/probe", ToBytes("x")).ok());
+  EXPECT_TRUE(writer_storage->Delete("locks/probe").ok());
+  ASSERT_TRUE(owner_storage->Delete(prefix + "/data/probe").ok());
+
+  // A point in a local repository, copied up with the writer's key...
+  std::string src1 = tmp.path() + "/first", src2 = tmp.path() + "/second";
+  std::filesystem::create_directories(src1);
+  std::filesystem::create_directories(src2);
+  reprise::testing::WriteFile(src1 + "/a.bin", std::string(AsString(Pattern(1 << 20, 51))));
+  reprise::testing::WriteFile(src2 + "/b.bin", std::string(AsString(Pattern(1 << 20, 52))));
+  ASSERT_EQ(run(owner, {"-r", local, "init"}).exit_code, 0);
+  ASSERT_EQ(run(owner, {"-r", local, "backup", src1}).exit_code, 0);
+  auto init = run(writer, {"-r", repo, "init", "--copy-keys-from", local});
+  ASSERT_EQ(init.exit_code, 0) << init.out << init.err;
+  auto copy = run(writer, {"copy", "--from", local, "--to", repo});
+  ASSERT_EQ(copy.exit_code, 0) << copy.out << copy.err;
+  // ... and a second one backed up straight to S3, of other data.
+  auto backup = run(writer, {"-r", repo, "backup", src2});
+  ASSERT_EQ(backup.exit_code, 0) << backup.out << backup.err;
+  auto check = run(writer, {"-r", repo, "check"});
+  ASSERT_EQ(check.exit_code, 0) << check.out << check.err;
+  EXPECT_EQ(count("points/"), 2u);
+  EXPECT_EQ(count("locks/"), 0u) << "the writer's commands did not remove their locks";
+
+  // forget with the writer's key: refused at the first point, in one line, and nothing lost.
+  auto forget = run(writer, {"-r", repo, "forget", "--keep-last", "1"});
+  EXPECT_NE(forget.exit_code, 0) << forget.out << forget.err;
+  std::vector<std::string> lines = Lines(forget.err);
+  ASSERT_EQ(lines.size(), 1u) << forget.err;
+  EXPECT_EQ(lines[0].rfind("reprise: error: access denied to delete 's3://" + bucket + "/" +
+                               prefix + "/points/",
+                           0),
+            0u)
+      << lines[0];
+  EXPECT_NE(lines[0].find("AccessDenied"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("HINT: these credentials may not delete objects (an append-only "
+                          "repository?); run forget and prune with the credentials that may"),
+            std::string::npos)
+      << lines[0];
+  EXPECT_EQ(lines[0].find(e.append_secret_key), std::string::npos);
+  EXPECT_EQ(count("points/"), 2u);
+  EXPECT_EQ(count("locks/"), 0u) << "forget's exclusive lock was left behind";
+
+  // The owner forgets; the writer's prune is refused just the same.
+  auto owner_forget = run(owner, {"-r", repo, "forget", "--keep-last", "1"});
+  ASSERT_EQ(owner_forget.exit_code, 0) << owner_forget.out << owner_forget.err;
+  EXPECT_EQ(count("points/"), 1u);
+  auto dry = run(owner, {"-r", repo, "--json", "prune", "--dry-run"});
+  ASSERT_EQ(dry.exit_code, 0) << dry.out << dry.err;
+  auto dry_json = nlohmann::json::parse(dry.out, nullptr, false);
+  ASSERT_TRUE(dry_json.is_object()) << dry.out;
+  ASSERT_GT(dry_json.value("packs_deleted", 0) + dry_json.value("packs_repacked", 0), 0)
+      << "prune would delete nothing, so it would not need to delete: " << dry.out;
+  size_t packs_before = count("data/");
+
+  auto prune = run(writer, {"-r", repo, "prune"});
+  EXPECT_NE(prune.exit_code, 0) << prune.out << prune.err;
+  lines = Lines(prune.err);
+  ASSERT_EQ(lines.size(), 1u) << prune.err;
+  EXPECT_EQ(lines[0].rfind("reprise: error: access denied to delete 's3://" + bucket + "/" +
+                               prefix + "/",
+                           0),
+            0u)
+      << lines[0];
+  EXPECT_NE(lines[0].find("HINT: these credentials may not delete objects"), std::string::npos)
+      << lines[0];
+  EXPECT_GE(count("data/"), packs_before) << "the writer's key deleted a pack";
+  EXPECT_EQ(count("locks/"), 0u) << "prune's exclusive lock was left behind";
+
+  // The owner prunes; the writer's key then reads every byte back.
+  auto owner_prune = run(owner, {"-r", repo, "--json", "prune"});
+  ASSERT_EQ(owner_prune.exit_code, 0) << owner_prune.out << owner_prune.err;
+  auto pruned = nlohmann::json::parse(owner_prune.out, nullptr, false);
+  ASSERT_TRUE(pruned.is_object()) << owner_prune.out;
+  EXPECT_GT(pruned.value("packs_deleted", 0), 0) << owner_prune.out;
+  auto read_all = run(writer, {"-r", repo, "check", "--read-data"});
+  EXPECT_EQ(read_all.exit_code, 0) << read_all.out << read_all.err;
+  auto restore = run(writer, {"-r", repo, "restore", "latest", "--target", tmp.path() + "/r"});
+  EXPECT_EQ(restore.exit_code, 0) << restore.out << restore.err;
+  EXPECT_EQ(reprise::testing::Diff(reprise::testing::Snapshot(src2),
+                                   reprise::testing::Snapshot(tmp.path() + "/r" + src2)),
+            "");
 }
 
 }  // namespace

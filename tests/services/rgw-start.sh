@@ -10,14 +10,18 @@
 #   REPRISE_TEST_S3_ENDPOINT      http://127.0.0.1:PORT
 #   REPRISE_TEST_S3_REGION        the region to sign with (RGW accepts any: us-east-1)
 #   REPRISE_TEST_S3_ACCESS_KEY    REPRISE_TEST_S3_SECRET_KEY        (user "reprise")
+#   REPRISE_TEST_S3_USER          "reprise", the uid that owns the test buckets
 #   REPRISE_TEST_S3_OTHER_ACCESS_KEY REPRISE_TEST_S3_OTHER_SECRET_KEY (user "stranger": no
 #                                 rights on the first user's buckets, for access-denied tests)
+#   REPRISE_TEST_S3_APPEND_USER   "appendonly": no rights of its own; a test grants it put/get/
+#   REPRISE_TEST_S3_APPEND_ACCESS_KEY REPRISE_TEST_S3_APPEND_SECRET_KEY  list through a bucket
+#                                 policy (append-only repositories, docs/storage-s3.md)
 #   REPRISE_TEST_S3_BUCKET        a prefix for bucket names (tests create their own buckets)
 # Exit codes: 0 up; 77 Ceph is not installed (tests skip); 1 it failed (see DIR/log/).
 # If it fails half-way, still run rgw-stop.sh DIR: DIR/pids lists what was started.
 set -euo pipefail
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
 [[ $# -eq 1 && "$1" != -h && "$1" != --help ]] || { usage >&2; exit 2; }
 D=$(realpath -m "$1")
 
@@ -59,6 +63,8 @@ AK=REPRISETESTKEY$(printf '%06d' $((RANDOM * 7 % 1000000)))
 SK=$(head -c 30 /dev/urandom | base64 | tr -d '/+=' | head -c 40)
 OTHER_AK=STRANGERKEY$(printf '%09d' $((RANDOM * 13 % 1000000000)))
 OTHER_SK=$(head -c 30 /dev/urandom | base64 | tr -d '/+=' | head -c 40)
+APPEND_AK=APPENDONLYKEY$(printf '%07d' $((RANDOM * 11 % 10000000)))
+APPEND_SK=$(head -c 30 /dev/urandom | base64 | tr -d '/+=' | head -c 40)
 
 mkdir -p "$D"/{run,log,mon/ceph-a,osd/ceph-0,rgw}
 : >"$D/pids"
@@ -145,6 +151,8 @@ radosgw-admin -c "$CONF" user create --uid=reprise --display-name=reprise \
   --access-key="$AK" --secret-key="$SK" >"$D/log/user.json" 2>"$D/log/user.err"
 radosgw-admin -c "$CONF" user create --uid=stranger --display-name=stranger \
   --access-key="$OTHER_AK" --secret-key="$OTHER_SK" >"$D/log/other.json" 2>"$D/log/other.err"
+radosgw-admin -c "$CONF" user create --uid=appendonly --display-name=appendonly \
+  --access-key="$APPEND_AK" --secret-key="$APPEND_SK" >"$D/log/append.json" 2>"$D/log/append.err"
 
 umask 077
 cat >"$D/env" <<EOF
@@ -153,8 +161,12 @@ export REPRISE_TEST_S3_ENDPOINT=http://127.0.0.1:$RGW_PORT
 export REPRISE_TEST_S3_REGION=us-east-1
 export REPRISE_TEST_S3_ACCESS_KEY=$AK
 export REPRISE_TEST_S3_SECRET_KEY=$SK
+export REPRISE_TEST_S3_USER=reprise
 export REPRISE_TEST_S3_OTHER_ACCESS_KEY=$OTHER_AK
 export REPRISE_TEST_S3_OTHER_SECRET_KEY=$OTHER_SK
+export REPRISE_TEST_S3_APPEND_USER=appendonly
+export REPRISE_TEST_S3_APPEND_ACCESS_KEY=$APPEND_AK
+export REPRISE_TEST_S3_APPEND_SECRET_KEY=$APPEND_SK
 export REPRISE_TEST_S3_BUCKET=reprise-test
 EOF
 echo "rgw-start: radosgw up on http://127.0.0.1:$RGW_PORT (dir $D)"

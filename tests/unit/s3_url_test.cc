@@ -50,7 +50,7 @@ TEST(S3UrlTest, BucketAndPrefix) {
 TEST(S3UrlTest, Options) {
   auto u = ParseS3Url(
       "s3://bkt/pre?endpoint=http%3A%2F%2F127.0.0.1%3A7480/&region=eu-west-3&path_style=1"
-      "&ca_file=/etc/ca.pem&multipart_threshold=8MiB&part_size=5M&max_keys=7");
+      "&ca_file=/etc/ca.pem&multipart_threshold=8MiB&part_size=5M&max_keys=7&connections=3");
   ASSERT_TRUE(u.ok()) << u.status().ToString();
   EXPECT_EQ(u->endpoint, "http://127.0.0.1:7480");
   EXPECT_EQ(u->region, "eu-west-3");
@@ -59,12 +59,16 @@ TEST(S3UrlTest, Options) {
   EXPECT_EQ(u->multipart_threshold, std::optional<uint64_t>(8u << 20));
   EXPECT_EQ(u->part_size, std::optional<uint64_t>(5u << 20));
   EXPECT_EQ(u->max_keys, std::optional<int>(7));
+  EXPECT_EQ(u->connections, std::optional<int>(3));
   EXPECT_EQ(DisplayUrl(*u), "s3://bkt/pre");
 
   auto raw = ParseS3Url("s3://bkt?endpoint=https://s3.example.com:9000&path_style=false");
   ASSERT_TRUE(raw.ok()) << raw.status().ToString();
   EXPECT_EQ(raw->endpoint, "https://s3.example.com:9000");
   EXPECT_EQ(raw->path_style, std::optional<bool>(false));
+  EXPECT_EQ(raw->connections, std::nullopt);
+  EXPECT_EQ(ParseS3Url("s3://bkt?connections=1")->connections, std::optional<int>(1));
+  EXPECT_EQ(ParseS3Url("s3://bkt?connections=256")->connections, std::optional<int>(256));
 }
 
 TEST(S3UrlTest, BadUrlsSayWhatIsWrong) {
@@ -85,6 +89,12 @@ TEST(S3UrlTest, BadUrlsSayWhatIsWrong) {
            {"s3://bkt?multipart_threshold=12XB", "unknown unit"},
            {"s3://bkt?max_keys=0", "1 to 1000"},
            {"s3://bkt?max_keys=1001", "1 to 1000"},
+           {"s3://bkt?connections=0", "'connections' must be a number from 1 to 256"},
+           {"s3://bkt?connections=257", "from 1 to 256"},
+           {"s3://bkt?connections=", "from 1 to 256"},
+           {"s3://bkt?connections=4K", "from 1 to 256"},
+           {"s3://bkt?connections=-2", "from 1 to 256"},
+           {"s3://bkt?connections=99999999999", "from 1 to 256"},
            {"s3://bkt?colour=blue", "unknown option 'colour'"},
            {"s3://bkt?region=a&region=b", "given twice"},
            {"s3://bkt?endpoint=http://x%zz", "bad %-escape"},

@@ -10,8 +10,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -157,6 +159,37 @@ TEST(S3ErrorsTest, Table) {
       EXPECT_NE(st.message().find(n), std::string::npos)
           << "want '" << n << "' in: " << st.message();
   }
+}
+
+// Append-only credentials (docs/storage-s3.md): a refused DELETE says what to do about it;
+// other refused requests do not talk about deleting.
+TEST(S3ErrorsTest, RefusedDeleteHintsAtAppendOnlyCredentials) {
+  s3::ErrorContext del = kCtx;
+  del.method = "DELETE";
+  del.key = "rag/points/0123abcd";
+  Status st = s3::StatusFromResponse(Response(403, ErrorBody("AccessDenied", "")), del);
+  EXPECT_EQ(st.code(), Code::kPermissionDenied) << st.ToString();
+  EXPECT_NE(st.message().find("access denied to delete 's3://dr-backups/rag/points/0123abcd'"),
+            std::string::npos)
+      << st.message();
+  EXPECT_NE(st.message().find("HTTP 403 AccessDenied"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("HINT: these credentials may not delete objects (an append-only"),
+            std::string::npos)
+      << st.message();
+  EXPECT_EQ(st.message().find('\n'), std::string::npos) << st.message();
+
+  // Bad credentials on a DELETE are still about the credentials.
+  st = s3::StatusFromResponse(Response(403, ErrorBody("SignatureDoesNotMatch", "")), del);
+  EXPECT_EQ(st.code(), Code::kUnauthenticated) << st.ToString();
+  // A refused GET does not mention deleting.
+  st = s3::StatusFromResponse(Response(403, ErrorBody("AccessDenied", "")), kCtx);
+  EXPECT_EQ(st.code(), Code::kPermissionDenied);
+  EXPECT_EQ(st.message().find("delete"), std::string::npos) << st.message();
+  // Deleting a bucket is not an append-only matter.
+  del.key = "";
+  st = s3::StatusFromResponse(Response(403, ErrorBody("AccessDenied", "")), del);
+  EXPECT_EQ(st.code(), Code::kPermissionDenied);
+  EXPECT_EQ(st.message().find("append-only"), std::string::npos) << st.message();
 }
 
 // ---- A scripted HTTP server ----
@@ -348,6 +381,48 @@ TEST(S3WireTest, PutSignsThePayloadAndNeverSendsTheSecret) {
                          .payload_hash = s3::PayloadHash(AsBytes("payload"))};
   auto sig = s3::SignRequest(again, o.credentials, "us-east-1", 1369353600);
   EXPECT_EQ(put.headers.at("authorization"), sig.authorization);
+}
+
+// connections=N: no more than N requests in flight, however many threads call.
+TEST(S3WireTest, ConnectionsBoundRequestsInFlight) {
+  for (int limit : {2, 8}) {
+    SCOPED_TRACE("connections=" + std::to_string(limit));
+    std::mutex mu;
+    std::condition_variable cv;
+    int in_flight = 0, most = 0;
+    // Each request waits (up to 1 s) until `limit` are in flight, so the most seen is the
+    // limit itself, not whatever the scheduler happened to overlap.
+    FakeS3 server([&](const Seen&) {
+      std::unique_lock<std::mutex> lock(mu);
+      most = std::max(most, ++in_flight);
+      cv.notify_all();
+      cv.wait_for(lock, std::chrono::seconds(1), [&] { return in_flight >= limit; });
+      lock.unlock();
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      lock.lock();
+      --in_flight;
+      return Reply{Http(200, "x")};
+    });
+    S3Options o = Options(server);
+    o.connections = limit;
+    auto s = Open(o);
+    std::atomic<int> failures{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t) {
+      threads.emplace_back([&, t] {
+        if (!s->Get("data/" + std::to_string(t)).ok()) ++failures;
+      });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(failures.load(), 0);
+    EXPECT_EQ(server.seen().size(), 8u);
+    EXPECT_EQ(most, limit);
+  }
+  S3Options bad;
+  bad.bucket = "bkt";
+  bad.endpoint = "http://127.0.0.1:1";
+  bad.connections = 0;
+  EXPECT_EQ(S3Storage::Create(bad).status().code(), Code::kInvalidArgument);
 }
 
 TEST(S3WireTest, VirtualHostStylePutsTheBucketInTheHost) {

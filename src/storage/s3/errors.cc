@@ -71,6 +71,13 @@ Status StatusFromResponse(const HttpResponse& response, const ErrorContext& c) {
                            "AWS_PROFILE in ~/.aws/credentials)" +
                            (code == "ExpiredToken" ? " and renew AWS_SESSION_TOKEN" : ""));
   }
+  if (status == 403 && c.method == "DELETE" && !c.key.empty()) {
+    // Append-only credentials (docs/storage-s3.md) may put but not delete: only forget,
+    // prune and key removal delete objects other than locks.
+    return PermissionDenied("access denied to delete " + ObjectName(c) + " (" + detail +
+                            "): HINT: these credentials may not delete objects (an append-only "
+                            "repository?); run forget and prune with the credentials that may");
+  }
   if (status == 403) {
     return PermissionDenied("access denied to " + ObjectName(c) + " (" + c.method + ", " + detail +
                             "): HINT: check that these credentials may read and write the "

@@ -6,6 +6,8 @@
 //   RequestTimeTooSkewed                -> kFailedPrecondition (fix this host's clock)
 //   InvalidAccessKeyId, SignatureDoesNotMatch -> kUnauthenticated (fix the credentials)
 //   other 403 (AccessDenied, ...)       -> kPermissionDenied "access denied to 's3://b/k'"
+//                                          (a DELETE: "access denied to delete ..." with a hint
+//                                          about append-only credentials)
 //   AuthorizationHeaderMalformed, PermanentRedirect, wrong region
 //                                       -> kInvalidArgument naming the bucket's region
 //   416 InvalidRange                    -> kInvalidArgument

@@ -62,6 +62,9 @@ Result<std::unique_ptr<S3Storage>> S3Storage::Create(S3Options options) {
     return InvalidArgument("s3 multipart threshold must be more than 0");
   if (options.max_keys < 1 || options.max_keys > 1000)
     return InvalidArgument("s3 max_keys must be from 1 to 1000");
+  if (options.connections < 1 || options.connections > s3::kMaxConnections)
+    return InvalidArgument("s3 connections must be from 1 to " +
+                           std::to_string(s3::kMaxConnections));
 
   std::unique_ptr<S3Storage> s(new S3Storage(std::move(options)));
   s->scheme_ = scheme;
@@ -70,7 +73,10 @@ Result<std::unique_ptr<S3Storage>> S3Storage::Create(S3Options options) {
       s3::HttpOptions{.connect_timeout_seconds = s->options_.connect_timeout_seconds,
                       .low_speed_bytes = s->options_.low_speed_bytes,
                       .low_speed_seconds = s->options_.low_speed_seconds,
-                      .ca_file = s->options_.ca_file});
+                      .ca_file = s->options_.ca_file,
+                      .max_idle_handles = static_cast<size_t>(s->options_.connections)});
+  s->slots_ =
+      std::make_unique<std::counting_semaphore<s3::kMaxConnections>>(s->options_.connections);
   return s;
 }
 
@@ -83,6 +89,13 @@ std::string S3Storage::ObjectKey(const std::string& key) const {
 }
 
 Result<s3::HttpResponse> S3Storage::Send(const Call& call) {
+  // Wait for a slot before signing: the signature's time must be close to the sending's
+  // (S3 allows 15 minutes), and a wait behind slow uploads could be longer than that.
+  slots_->acquire();
+  struct Release {
+    std::counting_semaphore<s3::kMaxConnections>* s;
+    ~Release() { s->release(); }
+  } release{slots_.get()};
   std::string path;
   std::string host;
   if (options_.path_style) {
@@ -328,6 +341,7 @@ Result<std::unique_ptr<S3Storage>> OpenS3Storage(const std::string& url, const s
   if (u.multipart_threshold) o.multipart_threshold = *u.multipart_threshold;
   if (u.part_size) o.part_size = *u.part_size;
   if (u.max_keys) o.max_keys = *u.max_keys;
+  if (u.connections) o.connections = *u.connections;
   return S3Storage::Create(std::move(o));
 }
 

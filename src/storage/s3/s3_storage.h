@@ -8,11 +8,14 @@
 // - GetRange is a ranged GET; List is ListObjectsV2, following continuation tokens.
 // - Errors map as in storage/s3/errors.h; this class never retries (wrap it in RetryStorage).
 // - Thread-safe: all state is immutable after construction except the HTTP handle pool.
+//   At most `connections` requests are in flight at once; callers beyond that wait for a
+//   free slot (the repository decides how many threads call; this bounds what they cost).
 // - The bucket must exist: CreateBucket is for tests and tooling, not called by Put.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <semaphore>
 #include <string>
 
 #include "common/clock.h"
@@ -35,6 +38,7 @@ struct S3Options {
   uint64_t multipart_threshold = 64ull << 20;
   uint64_t part_size = 16ull << 20;  // raised when an object would need > 10000 parts
   int max_keys = 1000;               // per ListObjectsV2 page
+  int connections = 16;              // requests in flight at once, 1..s3::kMaxConnections
   long connect_timeout_seconds = 10;
   long low_speed_bytes = 1024;   // a transfer slower than this for low_speed_seconds is
   long low_speed_seconds = 60;   // abandoned as stalled (kUnavailable)
@@ -72,6 +76,7 @@ class S3Storage final : public Storage {
   std::string host_port_;  // "127.0.0.1:7480", "s3.eu-west-1.amazonaws.com"
   SystemClock system_clock_;
   std::unique_ptr<s3::HttpClient> http_;
+  std::unique_ptr<std::counting_semaphore<s3::kMaxConnections>> slots_;  // `connections` of them
 };
 
 // Opens "s3://..." (s3::ParseS3Url): region from the URL, else AWS_REGION /

@@ -10,8 +10,9 @@ namespace reprise::s3 {
 namespace {
 
 constexpr std::string_view kOptionsHint =
-    "HINT: options are endpoint, region, path_style, ca_file, multipart_threshold, part_size "
-    "and max_keys, as in s3://bucket/prefix?endpoint=http://127.0.0.1:7480&path_style=1";
+    "HINT: options are endpoint, region, path_style, ca_file, multipart_threshold, part_size, "
+    "max_keys and connections, as in "
+    "s3://bucket/prefix?endpoint=http://127.0.0.1:7480&path_style=1";
 
 constexpr std::string_view kCredentialsHint =
     "credentials never go in the repository url (it is printed and stored in plans): "
@@ -175,9 +176,9 @@ Result<S3Url> ParseS3Url(std::string_view url) {
     if (item.empty()) continue;
     size_t eq = item.find('=');
     std::string name(item.substr(0, eq));
-    static const std::array<std::string_view, 7> kKnown = {
-        "endpoint",  "region",  "path_style", "ca_file", "multipart_threshold",
-        "part_size", "max_keys"};
+    static const std::array<std::string_view, 8> kKnown = {
+        "endpoint",  "region",   "path_style",  "ca_file", "multipart_threshold",
+        "part_size", "max_keys", "connections"};
     bool known = std::find(kKnown.begin(), kKnown.end(), name) != kKnown.end();
     if (!known && LooksLikeCredential(name)) return Bad(display, kCredentialsHint);
     auto value = PercentDecode(eq == std::string_view::npos ? "" : item.substr(eq + 1));
@@ -217,6 +218,15 @@ Result<S3Url> ParseS3Url(std::string_view url) {
       if (!n.ok() || *n < 1 || *n > 1000)
         return Bad(display, "option 'max_keys' must be a number from 1 to 1000");
       out.max_keys = static_cast<int>(*n);
+    } else if (name == "connections") {
+      bool digits = !value->empty() && value->size() <= 6 &&
+                    std::all_of(value->begin(), value->end(),
+                                [](char c) { return c >= '0' && c <= '9'; });
+      int n = digits ? std::stoi(*value) : 0;
+      if (n < 1 || n > kMaxConnections)
+        return Bad(display, "option 'connections' must be a number from 1 to " +
+                                std::to_string(kMaxConnections));
+      out.connections = n;
     } else {
       return Bad(display, "unknown option '" + name + "': " + std::string(kOptionsHint));
     }

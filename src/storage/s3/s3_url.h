@@ -4,8 +4,9 @@
 //
 // Options: endpoint=URL (http(s)://host[:port]; default https://s3.REGION.amazonaws.com),
 // region=NAME, path_style=0|1 (default 1 with an endpoint, 0 without), ca_file=PATH,
-// multipart_threshold=SIZE, part_size=SIZE (>= 5MiB), max_keys=N (1..1000). SIZE is bytes
-// or a number with K/KiB, M/MiB, G/GiB. Option values may be %-encoded.
+// multipart_threshold=SIZE, part_size=SIZE (>= 5MiB), max_keys=N (1..1000),
+// connections=N (1..kMaxConnections). SIZE is bytes or a number with K/KiB, M/MiB, G/GiB.
+// Option values may be %-encoded.
 //
 // Credentials never go in the URL (it is printed and stored in plans): userinfo
 // ("s3://key:secret@bucket") and credential-like options are refused with a hint, and such
@@ -31,9 +32,11 @@ struct S3Url {
   std::optional<uint64_t> multipart_threshold;
   std::optional<uint64_t> part_size;
   std::optional<int> max_keys;
+  std::optional<int> connections;
 };
 
 inline constexpr uint64_t kMinPartSize = 5ull << 20;  // S3's minimum for all but the last part
+inline constexpr int kMaxConnections = 256;  // the most `connections=` may ask for
 
 Result<S3Url> ParseS3Url(std::string_view url);
 

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "dns/rfc2136.h"
+#include "dns/route53.h"
 
 namespace reprise::dns {
 
@@ -112,6 +113,12 @@ Result<std::unique_ptr<DnsProvider>> MakeDnsProvider(const DnsSpec& spec,
       }
       return MakeRfc2136Provider(spec, std::move(key));
     }
+    case DnsSpec::Provider::kRoute53: {
+      Result<Route53Options> o = Route53OptionsFor(spec.hosted_zone_id, spec.endpoint,
+                                                   spec.credentials_secret, secrets);
+      if (!o.ok()) return o.status().WithContext(where);
+      return MakeRoute53Provider(*o, spec);
+    }
     case DnsSpec::Provider::kWebhook: {
       if (!spec.url.empty()) return MakeWebhookDnsProvider(spec, spec.url, false);
       if (spec.url_secret.empty()) {
@@ -134,6 +141,8 @@ Status AwaitPropagation(DnsProvider& provider, const DnsSpec& spec, const std::s
   using Clock = std::chrono::steady_clock;
   constexpr auto kPoll = std::chrono::milliseconds(200);
   std::vector<std::string> resolvers = spec.resolvers;
+  // Route 53's Replace already waited until the change is INSYNC on its name servers.
+  if (resolvers.empty() && spec.provider == DnsSpec::Provider::kRoute53) return Status::Ok();
   if (resolvers.empty() && !spec.server.empty()) resolvers.push_back(spec.server);
   if (resolvers.empty()) {
     return InvalidArgument(fmt::format(
@@ -148,7 +157,11 @@ Status AwaitPropagation(DnsProvider& provider, const DnsSpec& spec, const std::s
     bool all = true;
     for (size_t i = 0; i < resolvers.size(); ++i) {
       if (done[i]) continue;
-      Result<std::vector<std::string>> got = provider.Query(resolvers[i]);
+      // Resolvers are asked over DNS whatever the provider (Route 53's Query asks its API).
+      Result<std::vector<std::string>> got =
+          spec.provider == DnsSpec::Provider::kRoute53
+              ? QueryRecord(resolvers[i], spec.record, spec.type)
+              : provider.Query(resolvers[i]);
       if (got.ok() && got->size() == 1 && SameValue(spec.type, got->front(), value)) {
         done[i] = true;
         continue;

@@ -286,15 +286,17 @@ class Route53Provider : public DnsProvider {
               false};
     }
     if (code == "NoSuchChange") return {NotFound(msg), false};
+    bool stale = err && (err->message.find("Signature expired") != std::string::npos ||
+                         err->message.find("Signature not yet current") != std::string::npos);
+    if (code == "RequestExpired" || stale) {
+      return {FailedPrecondition(msg + ": HINT: this host's clock is off; run NTP"), false};
+    }
     if (code == "InvalidClientTokenId" || code == "SignatureDoesNotMatch" ||
         code == "IncompleteSignature" || code == "MissingAuthenticationToken" ||
         code == "UnrecognizedClientException" || code == "InvalidSignatureException") {
       return {Unauthenticated(msg + ": HINT: check the access key id and secret in "
                                     "failover.dns.credentials_secret"),
               false};
-    }
-    if (code == "RequestExpired") {
-      return {FailedPrecondition(msg + ": HINT: this host's clock is off; run NTP"), false};
     }
     if (code == "AccessDenied" || code == "AccessDeniedException" || resp.status == 403) {
       return {PermissionDenied(msg + ": HINT: the IAM policy must allow "
@@ -331,8 +333,9 @@ Result<s3::Credentials> ParseRoute53Credentials(const std::string& text) {
         "route53 credentials: expected 2 or 3 fields separated by ':', found {}: {}",
         parts.size(), hint));
   }
-  s3::Credentials c{.access_key_id = Trim(parts[0]), .secret_access_key = Trim(parts[1])};
-  if (parts.size() == 3) c.session_token = Trim(parts[2]);
+  s3::Credentials c{.access_key_id = Trim(parts[0]),
+                    .secret_access_key = Trim(parts[1]),
+                    .session_token = parts.size() == 3 ? Trim(parts[2]) : ""};
   auto clean = [](const std::string& s) {
     return !s.empty() && std::none_of(s.begin(), s.end(), [](unsigned char ch) {
       return std::isspace(ch) || std::iscntrl(ch);

@@ -20,7 +20,7 @@
 //   MissingAuthenticationToken, UnrecognizedClient-> kUnauthenticated (HINT: the credentials)
 //   Throttling, PriorRequestNotComplete, 429, 5xx, no answer
 //                                                 -> retried with backoff, then kUnavailable
-//   RequestExpired                                -> kFailedPrecondition (HINT: the clock)
+//   RequestExpired, "Signature expired"           -> kFailedPrecondition (HINT: the clock)
 // Credentials never appear in messages. Thread-compatible: one provider, one caller at a time.
 #pragma once
 

@@ -27,7 +27,7 @@ const std::vector<std::string_view> kFailoverKeys = {
     "dns", "max_lag", "catchup_timeout", "monitoring_file", "state_dir", "monitor", "confirm"};
 const std::vector<std::string_view> kDnsKeys = {
     "provider", "server", "zone", "record", "type", "ttl", "tsig", "url", "resolvers",
-    "propagation_timeout"};
+    "propagation_timeout", "hosted_zone_id", "endpoint", "credentials"};
 const std::vector<std::string_view> kMonitorKeys = {"interval", "failure_threshold", "quorum",
                                                     "lease_ttl", "election_key"};
 const std::vector<std::string_view> kChannelKeys = {"slack", "webhook", "smtp", "from", "to",
@@ -305,15 +305,14 @@ void FailoverParser::ParseFailover(const MapEntry& e, FailoverSpec& out) {
       dns.at = LocationOf(f.key_node);
       bool ok = f.value.IsMap();
       bool webhook = false;
+      bool route53 = false;
       for (const MapEntry& d : r_.Entries(f.value, f.path, kDnsKeys)) {
         if (d.key == "provider") {
           std::optional<std::string> p =
               r_.Choice(d.value, d.path, "provider", {"rfc2136", "webhook", "route53"});
           if (p == "route53") {
-            r_.Error(d.value, d.path,
-                     "the route53 provider is not built yet; HINT: use rfc2136 or a webhook "
-                     "that calls your DNS API");
-            ok = false;
+            dns.provider = DnsSpec::Provider::kRoute53;
+            route53 = true;
           } else if (p == "webhook") {
             dns.provider = DnsSpec::Provider::kWebhook;
             webhook = true;
@@ -350,6 +349,12 @@ void FailoverParser::ParseFailover(const MapEntry& e, FailoverSpec& out) {
           ok = StringOrSecret(d, dns.url, dns.url_secret) && ok;
         } else if (d.key == "resolvers") {
           if (auto v = r_.StringList(d.value, d.path, true)) dns.resolvers = *v; else ok = false;
+        } else if (d.key == "hosted_zone_id") {
+          if (auto s = r_.NonEmptyString(d.value, d.path)) dns.hosted_zone_id = *s; else ok = false;
+        } else if (d.key == "endpoint") {
+          if (auto s = r_.NonEmptyString(d.value, d.path)) dns.endpoint = *s; else ok = false;
+        } else if (d.key == "credentials") {
+          ok = SecretRef(d.value, d.path, dns.credentials_secret) && ok;
         } else if (d.key == "propagation_timeout") {
           if (auto t = r_.Duration(d.value, d.path)) dns.propagation_timeout = *t; else ok = false;
         }
@@ -359,7 +364,12 @@ void FailoverParser::ParseFailover(const MapEntry& e, FailoverSpec& out) {
         r_.Error(f.value, Field(f.path, "record"), "required key is missing");
         ok = false;
       }
-      if (!webhook && (dns.server.empty() || dns.zone.empty())) {
+      if (route53 && dns.hosted_zone_id.empty()) {
+        r_.Error(f.value, Field(f.path, "hosted_zone_id"),
+                 "the route53 provider needs the hosted zone's id, e.g. 'Z0123456789ABC'");
+        ok = false;
+      }
+      if (!webhook && !route53 && (dns.server.empty() || dns.zone.empty())) {
         r_.Error(f.value, f.path, "rfc2136 needs 'server' (host:port) and 'zone'");
         ok = false;
       }

@@ -212,7 +212,7 @@ struct ComponentSpec {
 
 // Where failover switches the service name (failover.dns).
 struct DnsSpec {
-  enum class Provider { kRfc2136, kWebhook };
+  enum class Provider { kRfc2136, kWebhook, kRoute53 };
   Provider provider = Provider::kRfc2136;
   std::string server;  // rfc2136: "host:port" (port 53 by default) of the primary name server
   std::string zone;    // "rag-system.example."; always absolute (trailing dot added)
@@ -222,6 +222,9 @@ struct DnsSpec {
   std::string tsig_secret;  // rfc2136: secret holding "[algorithm:]name:base64key"; or empty
   std::string url;          // webhook: POST target (or url_secret: a secret holding the URL)
   std::string url_secret;
+  std::string hosted_zone_id;      // route53: "Z..." or "/hostedzone/Z..."
+  std::string endpoint;            // route53: API endpoint; empty: https://route53.amazonaws.com
+  std::string credentials_secret;  // route53: "KEY_ID:SECRET[:TOKEN]"; empty: AWS env / file
   std::vector<std::string> resolvers;  // where to check the new value is served (default:
                                        // server)
   std::chrono::seconds propagation_timeout{60};

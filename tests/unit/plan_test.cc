@@ -750,8 +750,14 @@ TEST(PlanTest, FailoverSectionsRefuseBadInput) {
             "reprise.yaml:14:73: sites.main.health[1].password: secret 'pg_admn' is not "
             "defined in secrets (did you mean 'pg_admin'?)");
   EXPECT_EQ(OnlyError(with("{server: \"127.0.0.1:53\",", "{provider: route53, server: \"x\",")),
-            "reprise.yaml:25:19: failover.dns.provider: the route53 provider is not built yet; "
-            "HINT: use rfc2136 or a webhook that calls your DNS API");
+            "reprise.yaml:25:8: failover.dns.hosted_zone_id: the route53 provider needs the "
+            "hosted zone's id, e.g. 'Z0123456789ABC'");
+  Plan r53 = MustParse(with("{server: \"127.0.0.1:53\",",
+                            "{provider: route53, hosted_zone_id: Z1, credentials: tsig,"));
+  ASSERT_TRUE(r53.failover.dns);
+  EXPECT_EQ(r53.failover.dns->provider, DnsSpec::Provider::kRoute53);
+  EXPECT_EQ(r53.failover.dns->hosted_zone_id, "Z1");
+  EXPECT_EQ(r53.failover.dns->credentials_secret, "tsig");
   EXPECT_EQ(OnlyError(with("from: reprise@test, ", "")),
             "reprise.yaml:34:11: notifications.channels.mail: an smtp channel needs 'from' and "
             "'to'");

@@ -69,8 +69,8 @@ void AddRestoreCommand(CLI::App& app, Context& ctx, Action* run) {
   auto f = std::make_shared<RestoreFlags>();
   cmd->add_option("point", f->point, "point id (or a prefix of 4+ digits), or 'latest'");
   cmd->add_option("--target,--target-dir", f->target,
-                  "directory to restore into (postgres: the data directory to write)")
-      ->required();
+                  "directory to restore into (postgres: the data directory to write); not "
+                  "needed for command components that have a restore command in the plan");
   cmd->add_option("--component", f->components, "restore only this component (repeatable)");
   cmd->add_option("--include", f->include, "restore only this path and what is under it");
   cmd->add_flag("--overwrite", f->overwrite, "replace files that already exist in the target");
@@ -105,6 +105,23 @@ void AddRestoreCommand(CLI::App& app, Context& ctx, Action* run) {
       if (!target.ok()) return ctx.Fail(target.status());
       auto plan = ctx.LoadPlanIfAny();
       if (!plan.ok()) return ctx.Fail(plan.status());
+
+      if (f->target.empty()) {
+        // Only a command component with a restore command in the plan needs no target.
+        for (const auto& pc : point->components) {
+          bool wanted = f->components.empty() ||
+                        std::find(f->components.begin(), f->components.end(), pc.name) !=
+                            f->components.end();
+          if (!wanted || pc.status != "ok") continue;
+          const ComponentSpec* spec = *plan ? (*plan)->FindComponent(pc.name) : nullptr;
+          bool piped = pc.kind == "command" && spec && spec->kind == ComponentKind::kCommand &&
+                       !spec->command.restore.empty();
+          if (!piped) {
+            return ctx.Fail(InvalidArgument("--target is required to restore component '" +
+                                            pc.name + "' (kind " + pc.kind + ")"));
+          }
+        }
+      }
 
       // Physical postgres components: plan their WAL first, so that a gap is refused before
       // anything is written.
@@ -179,6 +196,10 @@ void AddRestoreCommand(CLI::App& app, Context& ctx, Action* run) {
                                                },
                                                .params = params}};
       if (pgs.size() == 1 && selected == 1) job.options.target = pgs.front().data_dir;
+      if (auto plan = ctx.LoadPlanIfAny(); plan.ok() && *plan) {
+        job.plan = *plan;
+        job.secrets = [&ctx](const std::string& n) { return ctx.SecretValue(n); };
+      }
       auto t0 = ctx.clock.NowUnixNanos();
       auto report = RunRestore(**repo, *point, job, [&](const std::string& c, uint64_t bytes) {
         double s = static_cast<double>(ctx.clock.NowUnixNanos() - t0) / 1e9;

@@ -1,5 +1,7 @@
 #include "orchestrate/component_factory.h"
 
+#include "components/command/command_component.h"
+
 #include <filesystem>
 
 #include "components/files/files_component.h"
@@ -75,6 +77,22 @@ Result<std::unique_ptr<Component>> MakeComponent(const ComponentSpec& spec,
       if (!password.empty()) lo.env["PGPASSWORD"] = password;
       return std::unique_ptr<Component>(std::make_unique<PostgresLogicalComponent>(lo));
     }
+    case ComponentKind::kCommand: {
+      CommandComponentOptions co{.name = spec.name,
+                                 .backup = spec.command.backup,
+                                 .restore = spec.command.restore,
+                                 .env = spec.command.env,
+                                 .run_as = spec.command.run_as,
+                                 .timeout = spec.command.timeout,
+                                 .redact = spec.command.redact};
+      for (const auto& [var, secret] : spec.command.secret_env) {
+        if (!secrets) return FailedPrecondition("component '" + spec.name + "': no secrets");
+        auto v = secrets(secret);
+        if (!v.ok()) return v.status().WithContext("component '" + spec.name + "'");
+        co.env[var] = *v;
+      }
+      return std::unique_ptr<Component>(std::make_unique<CommandComponent>(std::move(co)));
+    }
     case ComponentKind::kFiles:
       return std::unique_ptr<Component>(std::make_unique<FilesComponent>(
           FilesOptions{.paths = spec.files.paths,
@@ -87,7 +105,15 @@ Result<std::unique_ptr<Component>> MakeComponent(const ComponentSpec& spec,
   }
 }
 
-Result<std::unique_ptr<Component>> MakeComponentForRestore(const std::string& kind) {
+Result<std::unique_ptr<Component>> MakeComponentForRestore(const std::string& kind,
+                                                           const ComponentSpec* spec,
+                                                           const SecretLookup& secrets) {
+  if (spec && kind == "command" && spec->kind == ComponentKind::kCommand) {
+    return MakeComponent(*spec, secrets);
+  }
+  if (kind == "command") {
+    return std::unique_ptr<Component>(std::make_unique<CommandComponent>(CommandComponentOptions{}));
+  }
   if (kind == "files") return std::unique_ptr<Component>(std::make_unique<FilesComponent>(FilesOptions{}));
   if (kind == "postgres") return std::unique_ptr<Component>(std::make_unique<PostgresRestoreDispatch>());
   return Unimplemented("restoring components of kind '" + kind +

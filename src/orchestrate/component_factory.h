@@ -17,7 +17,12 @@ using SecretLookup = std::function<Result<std::string>(const std::string& name)>
 
 Result<std::unique_ptr<Component>> MakeComponent(const ComponentSpec& spec,
                                                  const SecretLookup& secrets = nullptr);
-Result<std::unique_ptr<Component>> MakeComponentForRestore(const std::string& kind);
+// For restore: a component of `kind`. When `spec` (the plan's component of the same name) is
+// given and of that kind, kinds whose restore needs the plan's settings (command: the restore
+// command) are built from it; otherwise a restore-only component is made.
+Result<std::unique_ptr<Component>> MakeComponentForRestore(const std::string& kind,
+                                                           const ComponentSpec* spec = nullptr,
+                                                           const SecretLookup& secrets = nullptr);
 // A files component for ad-hoc paths (`reprise backup PATH...`). Paths are made absolute.
 Result<std::unique_ptr<Component>> MakeFilesComponent(const std::vector<std::string>& paths,
                                                       const std::vector<std::string>& excludes);

@@ -30,7 +30,8 @@ Result<RestoreReport> RunRestore(Repository& repo, const Point& point, const Res
                                   point.id.Short() + "' (" + pc.error + "): nothing to restore");
       continue;
     }
-    ASSIGN_OR_RETURN(auto component, MakeComponentForRestore(pc.kind));
+    const ComponentSpec* spec = job.plan ? job.plan->FindComponent(pc.name) : nullptr;
+    ASSIGN_OR_RETURN(auto component, MakeComponentForRestore(pc.kind, spec, job.secrets));
     RepoRestoreSource source(repo, pc, pool);
     auto t0 = std::chrono::steady_clock::now();
     Status st;

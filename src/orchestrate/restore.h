@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "components/component.h"
+#include "orchestrate/component_factory.h"
+#include "plan/plan.h"
 #include "repo/point.h"
 #include "repo/repository.h"
 
@@ -15,6 +17,10 @@ namespace reprise {
 struct RestoreJob {
   std::vector<std::string> components;  // empty: all that succeeded in the point
   RestoreOptions options;
+  // The plan, when there is one: components whose restore needs its settings (a command
+  // component's restore command) are built from the component of the same name.
+  const Plan* plan = nullptr;
+  SecretLookup secrets;
 };
 
 struct ComponentRestoreReport {

@@ -79,7 +79,7 @@ void ComponentParser::ParseRedis(const MapEntry& e, const std::vector<MapEntry>&
 void ComponentParser::ParseCommand(const MapEntry& e, const std::vector<MapEntry>& rest,
                                    ComponentSpec& c) {
   static const std::vector<std::string_view> kKeys = {"backup", "restore", "redact", "timeout",
-                                                      "run_as"};
+                                                      "run_as", "env",     "secret_env"};
   bool has_backup = false;
   for (const MapEntry& f : rest) {
     if (std::find(kKeys.begin(), kKeys.end(), f.key) == kKeys.end()) {
@@ -94,11 +94,21 @@ void ComponentParser::ParseCommand(const MapEntry& e, const std::vector<MapEntry
         c.command.redact = *s;
       }
     } else if (f.key == "timeout") {
-      std::optional<std::chrono::seconds> d = r_.Duration(f.value, f.path);
-      if (d && d->count() == 0) {
-        r_.Error(f.value, f.path, "must be longer than 0s");
-      } else if (d) {
-        c.command.timeout = *d;
+      if (auto d = r_.Duration(f.value, f.path)) c.command.timeout = *d;
+    } else if (f.key == "env" || f.key == "secret_env") {
+      static const std::regex kVar("[A-Za-z_][A-Za-z0-9_]*");
+      for (const MapEntry& v : r_.Entries(f.value, f.path)) {
+        if (!std::regex_match(v.key, kVar)) {
+          r_.Error(v.key_node, v.path,
+                   fmt::format("'{}' is not a valid environment variable name", v.key));
+          continue;
+        }
+        if (f.key == "env") {
+          if (auto s = r_.String(v.value, v.path)) c.command.env[v.key] = *s;
+        } else {
+          std::string secret;
+          if (SecretRef(v.value, v.path, secret)) c.command.secret_env[v.key] = secret;
+        }
       }
     } else if (f.key == "run_as") {
       if (auto s = r_.NonEmptyString(f.value, f.path)) c.command.run_as = *s;

@@ -793,7 +793,8 @@ std::string_view ComponentKindName(ComponentKind kind) {
 }
 
 bool ComponentKindBuilt(ComponentKind kind) {
-  return kind == ComponentKind::kFiles || kind == ComponentKind::kPostgres;
+  return kind == ComponentKind::kFiles || kind == ComponentKind::kPostgres ||
+         kind == ComponentKind::kCommand;
 }
 
 const ComponentSpec* Plan::FindComponent(std::string_view n) const {

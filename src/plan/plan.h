@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -193,8 +194,10 @@ struct CommandSpec {
   std::string backup;   // sh -c; its stdout is stored
   std::string restore;  // sh -c; gets the stored bytes on stdin; empty: restore writes a file
   std::string redact;   // "" or "kubernetes-secrets"
-  std::chrono::seconds timeout{3600};
+  std::chrono::seconds timeout{3600};  // 0: none
   std::string run_as;
+  std::map<std::string, std::string> env;         // extra environment, literal values
+  std::map<std::string, std::string> secret_env;  // variable -> name of a secret
 };
 
 struct ComponentSpec {

@@ -254,8 +254,8 @@ TEST_F(CliTest, UnbuiltComponentMakesAPartialPoint) {
   WriteFile(src + "/a.txt", "hello");
   std::string plan = tmp_.path() + "/reprise.yaml";
   WriteFile(plan, "version: 1\nname: test\ncomponents:\n  docs:\n    kind: files\n"
-                  "    class: documents\n    paths: [" + src + "]\n  cache:\n    kind: redis\n"
-                  "    class: transactional\n");
+                  "    class: documents\n    paths: [" + src + "]\n  vectors:\n    kind: qdrant\n"
+                  "    class: embeddings\n");
   auto r = Reprise({"--plan", plan, "--json", "backup"});
   EXPECT_EQ(r.exit_code, 3) << r.err;
   auto j = Json(r);
@@ -268,6 +268,33 @@ TEST_F(CliTest, UnbuiltComponentMakesAPartialPoint) {
   auto restored = Reprise({"restore", "latest", "--target", target, "--component", "docs"});
   EXPECT_EQ(restored.exit_code, 0) << restored.err;
   EXPECT_TRUE(fs::exists(target + src + "/a.txt"));
+}
+
+// A plan's command component through the CLI: its output is backed up (with Kubernetes
+// Secrets redacted), and restore pipes it into the plan's restore command.
+TEST_F(CliTest, CommandComponentBacksUpOutputAndRestoresThroughItsCommand) {
+  std::string dir = tmp_.path();
+  WriteFile(dir + "/secret.yaml",
+            "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Secret\n"
+            "  metadata: {name: db}\n  data: {password: c3VwZXJzZWNyZXQ=}\n"
+            "- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: cfg}\n"
+            "  data: {mode: fast}\n");
+  WriteFile(dir + "/plan.yaml",
+            "version: 1\nname: cmd\ncomponents:\n"
+            "  k8s:\n    kind: command\n    class: configuration\n"
+            "    backup: \"cat " + dir + "/secret.yaml\"\n"
+            "    restore: \"cat > " + dir + "/restored.yaml\"\n"
+            "    redact: kubernetes-secrets\n");
+  auto b = Reprise({"--plan", dir + "/plan.yaml", "--json", "backup"});
+  ASSERT_EQ(b.exit_code, 0) << b.out << b.err;
+  auto r = Reprise({"--plan", dir + "/plan.yaml", "restore", "latest", "--component", "k8s"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  std::ifstream in(dir + "/restored.yaml");
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_EQ(text.str().find("c3VwZXJzZWNyZXQ="), std::string::npos) << text.str();
+  EXPECT_NE(text.str().find("REDACTED"), std::string::npos) << text.str();
+  EXPECT_NE(text.str().find("mode: fast"), std::string::npos) << text.str();
 }
 
 }  // namespace

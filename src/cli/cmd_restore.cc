@@ -69,8 +69,9 @@ void AddRestoreCommand(CLI::App& app, Context& ctx, Action* run) {
   auto f = std::make_shared<RestoreFlags>();
   cmd->add_option("point", f->point, "point id (or a prefix of 4+ digits), or 'latest'");
   cmd->add_option("--target,--target-dir", f->target,
-                  "directory to restore into (postgres: the data directory to write); not "
-                  "needed for command components that have a restore command in the plan");
+                  "directory to restore into (postgres: the data directory to write; redis: "
+                  "where dump.rdb goes); not needed for command components with a restore "
+                  "command, or redis components with restore.rdb_path, in the plan");
   cmd->add_option("--component", f->components, "restore only this component (repeatable)");
   cmd->add_option("--include", f->include, "restore only this path and what is under it");
   cmd->add_flag("--overwrite", f->overwrite, "replace files that already exist in the target");
@@ -107,15 +108,18 @@ void AddRestoreCommand(CLI::App& app, Context& ctx, Action* run) {
       if (!plan.ok()) return ctx.Fail(plan.status());
 
       if (f->target.empty()) {
-        // Only a command component with a restore command in the plan needs no target.
+        // Only a command component with a restore command, or a redis component with a
+        // restore.rdb_path, in the plan needs no target.
         for (const auto& pc : point->components) {
           bool wanted = f->components.empty() ||
                         std::find(f->components.begin(), f->components.end(), pc.name) !=
                             f->components.end();
           if (!wanted || pc.status != "ok") continue;
           const ComponentSpec* spec = *plan ? (*plan)->FindComponent(pc.name) : nullptr;
-          bool piped = pc.kind == "command" && spec && spec->kind == ComponentKind::kCommand &&
-                       !spec->command.restore.empty();
+          bool piped = (pc.kind == "command" && spec && spec->kind == ComponentKind::kCommand &&
+                        !spec->command.restore.empty()) ||
+                       (pc.kind == "redis" && spec && spec->kind == ComponentKind::kRedis &&
+                        !spec->redis.restore_rdb_path.empty());
           if (!piped) {
             return ctx.Fail(InvalidArgument("--target is required to restore component '" +
                                             pc.name + "' (kind " + pc.kind + ")"));

@@ -1,6 +1,7 @@
 #include "orchestrate/component_factory.h"
 
 #include "components/command/command_component.h"
+#include "components/redis/redis_component.h"
 
 #include <filesystem>
 
@@ -93,6 +94,23 @@ Result<std::unique_ptr<Component>> MakeComponent(const ComponentSpec& spec,
       }
       return std::unique_ptr<Component>(std::make_unique<CommandComponent>(std::move(co)));
     }
+    case ComponentKind::kRedis: {
+      RedisComponentOptions ro;
+      ro.url = spec.redis.connection;
+      ro.method = spec.redis.method == RedisSpec::Method::kBgsave ? RedisComponentOptions::kBgsave
+                                                                 : RedisComponentOptions::kReplication;
+      ro.rdb_path = spec.redis.rdb_path;
+      ro.restore_rdb_path = spec.redis.restore_rdb_path;
+      ro.controller_stop = spec.redis.stop_command;
+      ro.controller_start = spec.redis.start_command;
+      if (!spec.redis.password.empty()) {
+        if (!secrets) return FailedPrecondition("component '" + spec.name + "': no secrets");
+        auto v = secrets(spec.redis.password);
+        if (!v.ok()) return v.status().WithContext("component '" + spec.name + "'");
+        ro.password = *v;
+      }
+      return std::unique_ptr<Component>(std::make_unique<RedisComponent>(std::move(ro)));
+    }
     case ComponentKind::kFiles:
       return std::unique_ptr<Component>(std::make_unique<FilesComponent>(
           FilesOptions{.paths = spec.files.paths,
@@ -108,8 +126,12 @@ Result<std::unique_ptr<Component>> MakeComponent(const ComponentSpec& spec,
 Result<std::unique_ptr<Component>> MakeComponentForRestore(const std::string& kind,
                                                            const ComponentSpec* spec,
                                                            const SecretLookup& secrets) {
-  if (spec && kind == "command" && spec->kind == ComponentKind::kCommand) {
+  if (spec && ((kind == "command" && spec->kind == ComponentKind::kCommand) ||
+               (kind == "redis" && spec->kind == ComponentKind::kRedis))) {
     return MakeComponent(*spec, secrets);
+  }
+  if (kind == "redis") {
+    return std::unique_ptr<Component>(std::make_unique<RedisComponent>(RedisComponentOptions{}));
   }
   if (kind == "command") {
     return std::unique_ptr<Component>(std::make_unique<CommandComponent>(CommandComponentOptions{}));

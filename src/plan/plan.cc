@@ -794,7 +794,7 @@ std::string_view ComponentKindName(ComponentKind kind) {
 
 bool ComponentKindBuilt(ComponentKind kind) {
   return kind == ComponentKind::kFiles || kind == ComponentKind::kPostgres ||
-         kind == ComponentKind::kCommand;
+         kind == ComponentKind::kCommand || kind == ComponentKind::kRedis;
 }
 
 const ComponentSpec* Plan::FindComponent(std::string_view n) const {

@@ -46,6 +46,43 @@ bool ReapWithin(pid_t pid, std::chrono::milliseconds timeout) {
   }
 }
 
+// Quotes one word for sh.
+std::string ShQuote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+// True while `pid` exists and is not a zombie (PID 1 here does not reap orphans).
+bool Alive(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  if (!status) return false;
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("State:", 0) == 0) return line.find('Z') == std::string::npos;
+  }
+  return false;
+}
+
+// The redis-server daemon named by `pid_file`, or -1.
+pid_t DaemonPid(const std::string& pid_file, int port) {
+  std::ifstream in(pid_file);
+  long pid = -1;
+  if (!(in >> pid) || pid <= 1) return -1;
+  // redis-server sets its title to "/usr/bin/redis-server 127.0.0.1:PORT".
+  std::string cmdline = ReadFileText("/proc/" + std::to_string(pid) + "/cmdline");
+  if (cmdline.find("redis-server") == std::string::npos ||
+      cmdline.find(":" + std::to_string(port)) == std::string::npos)
+    return -1;
+  return static_cast<pid_t>(pid);
+}
+
 }  // namespace
 
 bool RedisAvailable() {
@@ -77,6 +114,7 @@ std::unique_ptr<RedisServer> RedisServer::Create(const std::string& base_dir,
               "--appendonly", options.persistence ? "yes" : "no",
               "--repl-diskless-sync-delay", "0",
               "--shutdown-on-sigterm", "now",
+              "--pidfile", s->pid_file(),
               "--logfile", s->log_file()};
   if (!options.password.empty()) {
     s->args_.insert(s->args_.end(), {"--requirepass", options.password, "--masterauth",
@@ -153,7 +191,33 @@ void RedisServer::Stop() {
   pid_ = -1;
 }
 
+std::string RedisServer::StartCommand() const {
+  std::string cmd = "exec " + ShQuote(kRedisServer);
+  for (const auto& a : args_) cmd += " " + ShQuote(a);
+  cmd += " --daemonize yes --pidfile " + ShQuote(pid_file());
+  cmd += " </dev/null >>" + ShQuote(dir_ + ".stdout") + " 2>&1";
+  return cmd;
+}
+
+std::string RedisServer::StopCommand() const {
+  std::string p = ShQuote(pid_file());
+  return "[ -f " + p + " ] || exit 0; pid=$(cat " + p +
+         "); kill -TERM \"$pid\" 2>/dev/null || { rm -f " + p +
+         "; exit 0; }; i=0; while [ -d /proc/$pid ] && ! grep -q '^State:[[:space:]]*Z' "
+         "/proc/$pid/status 2>/dev/null; do i=$((i+1)); [ $i -eq 400 ] && kill -KILL $pid; "
+         "sleep 0.05; done; rm -f " +
+         p;
+}
+
 void RedisServer::Kill() {
+  if (pid_t daemon = DaemonPid(pid_file(), port_); daemon > 0) {
+    kill(daemon, SIGKILL);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (Alive(daemon) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    unlink(pid_file().c_str());
+  }
   if (pid_ <= 0) return;
   kill(pid_, SIGKILL);
   ReapWithin(pid_, std::chrono::seconds(10));

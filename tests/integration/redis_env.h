@@ -47,6 +47,15 @@ class RedisServer {
   std::string log_file() const;
 
   bool Start();  // same port, dir and arguments; waits for PING; false when it does not answer
+  // Shell commands (for sh -c) that start this server (same port, dir and arguments) as a
+  // daemon writing pid_file(), returning at once, and stop that daemon (SIGTERM, SIGKILL after
+  // 20 s; waits until it is gone; does nothing when no pid file is there; also stops a server
+  // that Start() ran, which writes the same pid file). For components
+  // that restart a server through a controller command. Kill() and the destructor also kill
+  // a server started this way.
+  std::string StartCommand() const;
+  std::string StopCommand() const;
+  std::string pid_file() const { return dir_ + ".pid"; }
   void Stop();   // SIGTERM (shutdown-on-sigterm now), SIGKILL after 10 s
   void Kill();   // SIGKILL
   bool running() const;

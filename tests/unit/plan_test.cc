@@ -150,7 +150,7 @@ TEST(PlanTest, ExampleReprisePlanLoads) {
     return false;
   };
   EXPECT_TRUE(
-      has_warning("components.redis: kind 'redis' is not built yet; backups of it will "
+      has_warning("components.qdrant: kind 'qdrant' is not built yet; backups of it will "
                   "fail"))
       << ::testing::PrintToString(w);
   EXPECT_FALSE(has_warning("sites.primary.health: accepted but not used yet (failover is not "

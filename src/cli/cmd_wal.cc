@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <future>
 #include <fstream>
 
 #include "cli/commands.h"
@@ -183,13 +184,19 @@ void AddWalCommands(CLI::App& app, Context& ctx, Action* run) {
       ByteView data = (*file)->view();
       auto repo = ctx.OpenRepo();
       if (!repo.ok()) return ctx.Fail(repo.status());
-      auto lock = RepoLock::Acquire(**repo, false, "wal-push", ctx.clock,
-                                    [&](std::string m) { ctx.Warn("warning: " + m); });
-      if (!lock.ok()) return ctx.Fail(lock.status());
+      // The shared lock is taken on another thread while the segment is being sealed (its
+      // writes and fsyncs wait on the disk, not the CPU); Push waits for it before it writes
+      // anything. The lock is released when `lock` goes, after the record is durable.
+      std::shared_future<Result<std::unique_ptr<RepoLock>>> lock =
+          std::async(std::launch::async, [&ctx, r = repo->get()] {
+            return RepoLock::Acquire(*r, false, "wal-push", ctx.clock,
+                                     [&ctx](std::string m) { ctx.Warn("warning: " + m); });
+          }).share();
+      auto wait_lock = [&lock]() -> Status { return lock.get().status(); };
       WalStore wal(**repo, *component, ctx.clock);
       ThreadPool pool(2, 4);
       bool partial = name.size() == 32;
-      auto r = wal.Push(name, data, partial, &pool);
+      auto r = wal.Push(name, data, partial, &pool, wait_lock);
       if (!r.ok()) return ctx.Fail(r.status().WithContext("wal-push '" + name + "'"));
       double ms =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

@@ -16,6 +16,7 @@
 // when prune has moved a blob, fetch falls back to the index.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -44,10 +45,13 @@ class WalStore {
   // `component` is the plan's component name (a storage key component).
   WalStore(Repository& repo, std::string component, const Clock& clock);
 
-  // Stores `data` as file `name`. Durable when it returns OK. `pool` (optional) compresses
-  // and encrypts chunks in parallel. A partial push replaces an earlier partial record.
+  // Stores `data` as file `name`. Durable when it returns OK. `pool` (optional) ids,
+  // compresses and encrypts chunks in parallel. A partial push replaces an earlier partial
+  // record. `before_write` (optional) runs once before the first write to the repository (the
+  // caller may take its lock meanwhile); its error stops the push with nothing written.
   Result<PushOutcome> Push(const std::string& name, ByteView data, bool partial = false,
-                           ThreadPool* pool = nullptr);
+                           ThreadPool* pool = nullptr,
+                           const std::function<Status()>& before_write = {});
   // The file's bytes, every chunk authenticated against its id. kNotFound when not archived.
   Result<Bytes> Fetch(const std::string& name);
   Result<WalRecord> Load(const std::string& name);

@@ -49,7 +49,7 @@ packages=(
   time git jq
 )
 if ((peers)); then
-  packages+=(restic borgbackup postgresql-15 postgresql-contrib pgbackrest)
+  packages+=(restic borgbackup postgresql-15 postgresql-contrib pgbackrest awscli)
 fi
 if ((postgres)); then
   packages+=(postgresql-15 postgresql-contrib)

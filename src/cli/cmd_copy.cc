@@ -26,7 +26,9 @@ Result<std::unique_ptr<Repository>> OpenOtherRepo(Context& ctx, const std::strin
     if (!p.ok()) return p.status();
     pass = *p;
   }
-  auto repo = OpenRepository(url, pass);
+  ASSIGN_OR_RETURN(const Plan* plan, ctx.LoadPlanIfAny());
+  const Site* site = plan ? plan->FindSite(site_or_url) : nullptr;
+  auto repo = ctx.OpenRepoAt(url, site, pass);
   if (!repo.ok()) return repo.status().WithContext("opening '" + url + "'");
   return repo;
 }

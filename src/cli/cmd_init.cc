@@ -17,7 +17,12 @@ Status CopyKeysFrom(Context& ctx, const InitFlags& f, const std::string& pass,
                     InitOptions& options, std::unique_ptr<Repository>& source) {
   if (f.from_password_file.empty()) {
     ASSIGN_OR_RETURN(std::string url, ResolveSiteOrUrl(ctx, f.copy_keys_from));
-    auto opened = OpenRepository(url, pass);
+    // A site of the plan opens with that site's credentials.
+    const Site* site = nullptr;
+    if (auto plan = ctx.LoadPlanIfAny(); plan.ok() && *plan) {
+      site = (*plan)->FindSite(f.copy_keys_from);
+    }
+    auto opened = ctx.OpenRepoAt(url, site, pass);
     if (!opened.ok()) return opened.status().WithContext("opening '" + url + "'");
     source = std::move(*opened);
   } else {
@@ -41,7 +46,7 @@ int RunInit(Context& ctx, const InitFlags& f) {
   std::unique_ptr<Repository> source;
   if (!f.copy_keys_from.empty())
     if (Status st = CopyKeysFrom(ctx, f, *pass, options, source); !st.ok()) return ctx.Fail(st);
-  auto storage = OpenStorage(*url);
+  auto storage = ctx.OpenRepoStorage();
   if (!storage.ok()) return ctx.Fail(storage.status());
   auto repo = Repository::Init(std::move(*storage), *pass, options, ctx.clock);
   if (!repo.ok()) return ctx.Fail(repo.status());

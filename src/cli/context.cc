@@ -3,12 +3,14 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <vector>
 
 namespace reprise::cli {
 
@@ -68,21 +70,32 @@ Result<const Plan*> Context::LoadPlanIfAny() {
   return plan_ ? &*plan_ : static_cast<const Plan*>(nullptr);
 }
 
-Result<std::string> Context::RepositoryUrl() {
-  if (!opts.repo.empty()) return opts.repo;
-  if (auto env = Env("REPRISE_REPOSITORY"); !env.empty()) return env;
+Result<Context::RepoChoice> Context::ChooseRepository() {
+  if (!opts.repo.empty()) return RepoChoice{opts.repo};
+  if (auto env = Env("REPRISE_REPOSITORY"); !env.empty()) return RepoChoice{env};
   ASSIGN_OR_RETURN(const Plan* plan, LoadPlanIfAny());
   if (plan && !plan->sites.empty()) {
     if (opts.site.empty()) {
       const Site* primary = plan->PrimarySite();
-      return (primary ? *primary : plan->sites.front()).repository;
+      const Site* s = primary ? primary : &plan->sites.front();
+      return RepoChoice{s->repository, s};
     }
     const Site* s = plan->FindSite(opts.site);
     if (!s) return InvalidArgument("the plan has no site '" + opts.site + "'");
-    return s->repository;
+    return RepoChoice{s->repository, s};
   }
   return InvalidArgument(
       "no repository: give -r/--repo, set REPRISE_REPOSITORY, or name sites in the plan");
+}
+
+Result<std::string> Context::RepositoryUrl() {
+  ASSIGN_OR_RETURN(RepoChoice c, ChooseRepository());
+  return c.url;
+}
+
+Result<const Site*> Context::RepositorySite() {
+  ASSIGN_OR_RETURN(RepoChoice c, ChooseRepository());
+  return c.site;
 }
 
 Result<std::string> Context::Passphrase(bool confirm_new) {
@@ -123,10 +136,74 @@ Result<std::string> Context::SecretValue(const std::string& name) {
   return v;
 }
 
+Result<std::optional<StorageCredentials>> Context::SiteCredentials(const Site& site) {
+  if (site.credentials.empty()) return std::optional<StorageCredentials>();
+  std::string where = "credentials of site '" + site.name + "'";
+  ASSIGN_OR_RETURN(const Plan* plan, LoadPlanIfAny());
+  const Secret* s = plan ? plan->FindSecret(site.credentials) : nullptr;
+  if (!s)
+    return InvalidArgument(where + ": the plan has no secret '" + site.credentials +
+                           "': HINT: add it under secrets");
+  where += " (secret '" + site.credentials + "')";
+  std::vector<std::string> parts;
+  if (s->source == Secret::Source::kFile) {
+    ASSIGN_OR_RETURN(std::string text, ReadSecretFile(s->file, where + " file"));
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line)) {
+      while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back())))
+        line.pop_back();
+      size_t b = 0;
+      while (b < line.size() && std::isspace(static_cast<unsigned char>(line[b]))) ++b;
+      if (b < line.size()) parts.push_back(line.substr(b));
+    }
+    if (parts.size() < 2 || parts.size() > 3)
+      return InvalidArgument(where + ": file '" + s->file + "' has " +
+                             std::to_string(parts.size()) +
+                             " non-empty line(s): HINT: write 2 or 3 lines: the access key id, "
+                             "the secret access key, and optionally a session token");
+  } else {
+    if (s->env.size() < 2 || s->env.size() > 3)
+      return InvalidArgument(where + " names " + std::to_string(s->env.size()) +
+                             " environment variable(s): HINT: list 2 or 3: "
+                             "env: [KEY_ID_VAR, SECRET_KEY_VAR] (and a session token's)");
+    for (const std::string& var : s->env) {
+      std::string v = Env(var.c_str());
+      if (v.empty())
+        return InvalidArgument(where + ": environment variable '" + var + "' is not set");
+      parts.push_back(std::move(v));
+    }
+  }
+  return std::optional<StorageCredentials>(
+      StorageCredentials{.access_key_id = parts[0],
+                         .secret_access_key = parts[1],
+                         .session_token = parts.size() > 2 ? parts[2] : "",
+                         .origin = "secret '" + site.credentials + "' of site '" + site.name +
+                                   "'"});
+}
+
+Result<std::unique_ptr<Storage>> Context::OpenSiteStorage(const std::string& url,
+                                                           const Site* site) {
+  if (!site) return OpenStorage(url);
+  ASSIGN_OR_RETURN(std::optional<StorageCredentials> creds, SiteCredentials(*site));
+  return OpenStorage(url, creds ? &*creds : nullptr);
+}
+
+Result<std::unique_ptr<Storage>> Context::OpenRepoStorage() {
+  ASSIGN_OR_RETURN(RepoChoice c, ChooseRepository());
+  return OpenSiteStorage(c.url, c.site);
+}
+
+Result<std::unique_ptr<Repository>> Context::OpenRepoAt(const std::string& url, const Site* site,
+                                                        std::string_view passphrase) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Storage> storage, OpenSiteStorage(url, site));
+  return Repository::Open(std::move(storage), passphrase);
+}
+
 Result<std::unique_ptr<Repository>> Context::OpenRepo() {
-  ASSIGN_OR_RETURN(std::string url, RepositoryUrl());
+  ASSIGN_OR_RETURN(RepoChoice c, ChooseRepository());
   ASSIGN_OR_RETURN(std::string pass, Passphrase());
-  return OpenRepository(url, pass);
+  return OpenRepoAt(c.url, c.site, pass);
 }
 
 void Context::Say(const std::string& line) const {

@@ -14,6 +14,7 @@
 #include "common/result.h"
 #include "plan/plan.h"
 #include "repo/repository.h"
+#include "storage/storage.h"
 
 namespace reprise::cli {
 
@@ -52,6 +53,22 @@ class Context {
   // secrets.repository_password, else a prompt on a terminal. Never from the command line.
   Result<std::string> Passphrase(bool confirm_new = false);
   Result<std::unique_ptr<Repository>> OpenRepo();
+  // The plan's site RepositoryUrl() takes the repository from; null with -r,
+  // REPRISE_REPOSITORY or no plan (the storage then finds its own credentials).
+  Result<const Site*> RepositorySite();
+  // The credentials named by `site.credentials`, nullopt when it names none. An env secret
+  // lists 2 or 3 variables: access key id, secret access key, optional session token. A file
+  // secret holds 2 or 3 lines, the same in that order. Errors name the site, the secret and
+  // the variable or file, never a value.
+  Result<std::optional<StorageCredentials>> SiteCredentials(const Site& site);
+  // The storage at `url`; with `site` (not null), with that site's credentials, which take
+  // precedence over the environment.
+  Result<std::unique_ptr<Storage>> OpenSiteStorage(const std::string& url, const Site* site);
+  // The storage of the repository (RepositoryUrl + RepositorySite): what `init` creates in.
+  Result<std::unique_ptr<Storage>> OpenRepoStorage();
+  // OpenRepository(url, passphrase) through OpenSiteStorage.
+  Result<std::unique_ptr<Repository>> OpenRepoAt(const std::string& url, const Site* site,
+                                                 std::string_view passphrase);
   // The value of the plan's secret `name` (its file's contents, or its first environment
   // variable). Never logged.
   Result<std::string> SecretValue(const std::string& name);
@@ -68,6 +85,12 @@ class Context {
   int Fail(const Status& status) const;
 
  private:
+  struct RepoChoice {
+    std::string url;
+    const Site* site = nullptr;
+  };
+  Result<RepoChoice> ChooseRepository();
+
   std::optional<Plan> plan_;
   bool plan_loaded_ = false;
   mutable bool progress_shown_ = false;

@@ -1,6 +1,7 @@
 #include "storage/storage.h"
 
 #include <filesystem>
+#include <optional>
 #include <string_view>
 #include <system_error>
 
@@ -58,6 +59,11 @@ constexpr std::string_view kAccepted =
 }  // namespace
 
 Result<std::unique_ptr<Storage>> OpenStorage(const std::string& url) {
+  return OpenStorage(url, nullptr);
+}
+
+Result<std::unique_ptr<Storage>> OpenStorage(const std::string& url,
+                                             const StorageCredentials* credentials) {
   std::string_view u = url;
   if (u.empty()) return InvalidArgument("repository url is empty: " + std::string(kAccepted));
 
@@ -71,7 +77,15 @@ Result<std::unique_ptr<Storage>> OpenStorage(const std::string& url) {
     }
   } else if (u.starts_with("s3://")) {
     // The environment is read here, at the front door, and handed down.
-    ASSIGN_OR_RETURN(std::unique_ptr<S3Storage> s3_storage, OpenS3Storage(url, s3::ProcessEnv()));
+    std::optional<s3::Credentials> given;
+    if (credentials) {
+      given = s3::Credentials{.access_key_id = credentials->access_key_id,
+                              .secret_access_key = credentials->secret_access_key,
+                              .session_token = credentials->session_token};
+    }
+    ASSIGN_OR_RETURN(std::unique_ptr<S3Storage> s3_storage,
+                     OpenS3Storage(url, s3::ProcessEnv(), given ? &*given : nullptr,
+                                   credentials ? credentials->origin : ""));
     return std::unique_ptr<Storage>(std::make_unique<RetryStorage>(std::move(s3_storage)));
   } else if (u.find("://") != std::string_view::npos) {
     return InvalidArgument("repository url '" + url + "' has an unsupported scheme: " +

@@ -58,4 +58,19 @@ Status ValidateStorageKey(std::string_view key, bool is_prefix);
 // (an S3 bucket must exist).
 Result<std::unique_ptr<Storage>> OpenStorage(const std::string& url);
 
+// Credentials the caller found for a repository (a plan site's `credentials` secret). For an
+// s3:// URL they replace the AWS_* variables and the credentials file entirely; a local
+// repository needs none and ignores them. `origin` names where they came from, for messages
+// ("secret 's3_dr' of site 'dr'"); no message ever holds the values.
+struct StorageCredentials {
+  std::string access_key_id;
+  std::string secret_access_key;
+  std::string session_token;  // "" unless temporary credentials
+  std::string origin;
+};
+
+// OpenStorage(url), with `credentials` when not null.
+Result<std::unique_ptr<Storage>> OpenStorage(const std::string& url,
+                                             const StorageCredentials* credentials);
+
 }  // namespace reprise

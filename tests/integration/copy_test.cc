@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -429,8 +430,12 @@ class CopyS3Test : public CopyTest {
     }
   }
 
-  // Creates a bucket for this test; returns its repository URL.
-  std::string NewBucketRepo(const std::string& tag) {
+  // Creates a bucket for this test, owned by the user of these keys (default: the main
+  // user); returns its repository URL.
+  std::string NewBucketRepo(const std::string& tag, std::string access_key = "",
+                            std::string secret_key = "") {
+    if (access_key.empty()) access_key = rgw_->access_key;
+    if (secret_key.empty()) secret_key = rgw_->secret_key;
     std::string bucket = rgw_->bucket_prefix + "-copy-" + tag + "-" + std::to_string(getpid());
     auto s = S3Storage::Create(S3Options{
         .bucket = bucket,
@@ -438,8 +443,7 @@ class CopyS3Test : public CopyTest {
         .endpoint = rgw_->endpoint,
         .region = rgw_->region,
         .path_style = true,
-        .credentials = {.access_key_id = rgw_->access_key,
-                        .secret_access_key = rgw_->secret_key}});
+        .credentials = {.access_key_id = access_key, .secret_access_key = secret_key}});
     EXPECT_TRUE(s.ok()) << s.status().ToString();
     if (!s.ok()) return "";
     Status st = (*s)->CreateBucket();
@@ -481,6 +485,107 @@ TEST_F(CopyS3Test, LocalToS3ToS3RestoresIdentically) {
   EXPECT_EQ(RestoreDiff(cold, p1, src), "");
   auto check = Reprise({"-r", cold, "check", "--read-data"});
   EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+}
+
+// Two sites on RGW owned by two users, each site's keys given by a secret of the plan (one
+// from environment variables, one from a file), and no AWS_* credentials anywhere: backup to
+// one, copy to the other, restore from it. Each key can reach only its own bucket, so a copy
+// that used one key for both sites would be refused. A wrong secret is one error naming the
+// site and the secret, never the value.
+TEST_F(CopyS3Test, SiteCredentialsFromPlanSecrets) {
+  if (rgw_->other_access_key.empty() || rgw_->other_secret_key.empty())
+    GTEST_SKIP() << "the RGW env has no second user (REPRISE_TEST_S3_OTHER_*)";
+  const RgwEnv& g = *rgw_;
+  std::string primary = NewBucketRepo("site-pri");
+  std::string dr = NewBucketRepo("site-dr", g.other_access_key, g.other_secret_key);
+  ASSERT_FALSE(primary.empty());
+  ASSERT_FALSE(dr.empty());
+  // The repositories are created with -r and AWS_* (init takes no site credentials here);
+  // different master keys, so the copy re-encrypts.
+  auto i1 = Reprise({"-r", primary, "init"});
+  ASSERT_EQ(i1.exit_code, 0) << i1.err;
+  auto i2 = Reprise({"-r", dr, "init"}, {"AWS_ACCESS_KEY_ID=" + g.other_access_key,
+                                         "AWS_SECRET_ACCESS_KEY=" + g.other_secret_key});
+  ASSERT_EQ(i2.exit_code, 0) << i2.err;
+
+  // From here on: no credentials in the environment or in a credentials file.
+  std::erase_if(env_, [](const std::string& e) { return e.starts_with("AWS_"); });
+  for (const char* v : {"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_SESSION_TOKEN=",
+                        "AWS_PROFILE="})
+    env_.push_back(v);
+  env_.push_back("AWS_SHARED_CREDENTIALS_FILE=" + tmp_.path() + "/no-credentials");
+  env_.push_back("HOME=" + tmp_.path());
+  std::vector<std::string> primary_keys = {"PRI_KEY_ID=" + g.access_key,
+                                           "PRI_SECRET=" + g.secret_key};
+  std::string dr_file = tmp_.path() + "/dr-credentials";
+  WriteFile(dr_file, g.other_access_key + "\n" + g.other_secret_key + "\n");
+
+  std::string src = tmp_.path() + "/src";
+  fs::create_directories(src + "/sub");
+  WriteFile(src + "/a.txt", RandomText(1 << 20, 5));
+  WriteNoise(src + "/sub/noise.bin", 3 << 20, 6);
+  std::string plan = tmp_.path() + "/reprise.yaml";
+  WriteFile(plan, "version: 1\nname: test\nsecrets:\n"
+                  "  s3_primary: {env: [PRI_KEY_ID, PRI_SECRET]}\n"
+                  "  s3_dr: {file: " + dr_file + "}\n"
+                  "sites:\n  primary:\n    repository: " + primary +
+                  "\n    credentials: s3_primary\n"
+                  "  dr:\n    role: cold\n    repository: " + dr +
+                  "\n    credentials: s3_dr\n"
+                  "components:\n  docs:\n    kind: files\n    class: documents\n"
+                  "    paths: [" + src + "]\n");
+
+  // Without the secrets' variables: the site and the variable are named.
+  auto unset = Reprise({"--plan", plan, "points"});
+  EXPECT_NE(unset.exit_code, 0);
+  EXPECT_NE(unset.err.find("site 'primary'"), std::string::npos) << unset.err;
+  EXPECT_NE(unset.err.find("'PRI_KEY_ID'"), std::string::npos) << unset.err;
+
+  auto backup = Reprise({"--plan", plan, "--json", "backup", src}, primary_keys);
+  ASSERT_EQ(backup.exit_code, 0) << backup.err;
+  std::string point = Json(backup).value("point", "");
+  ASSERT_EQ(point.size(), 64u) << backup.out;
+  // The site's keys win over AWS_* variables (here: the other user's, refused on primary).
+  auto with_env = Reprise({"--plan", plan, "--json", "points"},
+                          {primary_keys[0], primary_keys[1],
+                           "AWS_ACCESS_KEY_ID=" + g.other_access_key,
+                           "AWS_SECRET_ACCESS_KEY=" + g.other_secret_key});
+  ASSERT_EQ(with_env.exit_code, 0) << with_env.err;
+  EXPECT_EQ(Json(with_env).size(), 1u) << with_env.out;
+
+  auto copy =
+      Reprise({"--plan", plan, "--json", "copy", "--from", "primary", "--to", "dr"}, primary_keys);
+  ASSERT_EQ(copy.exit_code, 0) << copy.err;
+  EXPECT_EQ(Json(copy).value("points_copied", -1), 1) << copy.out;
+  EXPECT_GT(Json(copy).value("blobs_copied", 0), 0) << copy.out;
+
+  std::string target = tmp_.path() + "/restored";
+  auto restore =
+      Reprise({"--plan", plan, "--site", "dr", "restore", "latest", "--target", target});
+  ASSERT_EQ(restore.exit_code, 0) << restore.err;
+  EXPECT_EQ(Diff(Snapshot(src), Snapshot(target + src)), "");
+
+  // A wrong secret key for dr: one error line naming the site and its secret, no value.
+  std::string wrong = "wrongSecretKey0123456789abcdefghijklmnopq";
+  WriteFile(dr_file, g.other_access_key + "\n" + wrong + "\n");
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"--plan", plan, "copy", "--from", "primary", "--to", "dr"},
+           {"--plan", plan, "--site", "dr", "points"}}) {
+    auto r = Reprise(args, primary_keys);
+    EXPECT_NE(r.exit_code, 0) << r.out;
+    EXPECT_NE(r.err.find("site 'dr'"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("secret 's3_dr'"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find(wrong), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find(g.other_secret_key), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find(g.secret_key), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+  // A file of one line is refused before any request, naming the site.
+  WriteFile(dr_file, g.other_access_key + "\n");
+  auto short_file = Reprise({"--plan", plan, "--site", "dr", "points"});
+  EXPECT_NE(short_file.exit_code, 0);
+  EXPECT_NE(short_file.err.find("site 'dr'"), std::string::npos) << short_file.err;
+  EXPECT_NE(short_file.err.find("2 or 3 lines"), std::string::npos) << short_file.err;
 }
 
 }  // namespace

@@ -1,4 +1,6 @@
-// Where the S3 backend finds its credentials, in this order (never in the repository URL):
+// Where the S3 backend finds its credentials when the caller gives none (a plan site's
+// `credentials` secret, resolved by the CLI and passed to OpenS3Storage, replaces all of
+// this; docs/storage-s3.md "Per-site credentials"), in this order (never in the URL):
 // 1. AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN) from the environment;
 // 2. the shared credentials file: AWS_SHARED_CREDENTIALS_FILE, else $HOME/.aws/credentials,
 //    profile AWS_PROFILE (default "default"), keys aws_access_key_id, aws_secret_access_key,

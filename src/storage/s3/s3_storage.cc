@@ -130,12 +130,23 @@ s3::ErrorContext Context(const S3Options& o, const std::string& method, const st
 
 }  // namespace
 
+Status S3Storage::Refusal(const s3::HttpResponse& response, const std::string& method,
+                          const std::string& key) const {
+  Status st = s3::StatusFromResponse(response, Context(options_, method, key));
+  if (options_.credentials_origin.empty() || st.code() != Code::kUnauthenticated) return st;
+  // The generic hint speaks of AWS_* variables, which were not used: name what was.
+  std::string m = st.message();
+  if (size_t h = m.find(": HINT:"); h != std::string::npos) m.erase(h);
+  return Unauthenticated(m + ": HINT: check the access key id and secret access key of " +
+                         options_.credentials_origin + " (AWS_* variables are not used for it)");
+}
+
 Result<Bytes> S3Storage::Get(const std::string& key) {
   RETURN_IF_ERROR(ValidateStorageKey(key, false));
   std::string ok = ObjectKey(key);
   ASSIGN_OR_RETURN(s3::HttpResponse resp, Send({.method = "GET", .key = ok}));
   if (resp.status == 200) return std::move(resp.body);
-  return s3::StatusFromResponse(resp, Context(options_, "GET", ok));
+  return Refusal(resp, "GET", ok);
 }
 
 Result<Bytes> S3Storage::GetRange(const std::string& key, uint64_t offset, uint64_t length) {
@@ -168,7 +179,7 @@ Result<Bytes> S3Storage::GetRange(const std::string& key, uint64_t offset, uint6
                  resp.body.begin() + static_cast<ptrdiff_t>(offset + length));
   }
   if (resp.status == 416) return past_end(ContentRangeTotal(resp.Header("content-range")));
-  return s3::StatusFromResponse(resp, Context(options_, "GET", ok));
+  return Refusal(resp, "GET", ok);
 }
 
 Status S3Storage::Put(const std::string& key, ByteView data) {
@@ -177,13 +188,13 @@ Status S3Storage::Put(const std::string& key, ByteView data) {
   if (data.size() >= options_.multipart_threshold) return PutMultipart(ok, data);
   ASSIGN_OR_RETURN(s3::HttpResponse resp, Send({.method = "PUT", .key = ok, .body = data}));
   if (resp.status == 200) return Status::Ok();
-  return s3::StatusFromResponse(resp, Context(options_, "PUT", ok));
+  return Refusal(resp, "PUT", ok);
 }
 
 Status S3Storage::PutMultipart(const std::string& ok, ByteView data) {
   ASSIGN_OR_RETURN(s3::HttpResponse init,
                    Send({.method = "POST", .key = ok, .query = {{"uploads", ""}}}));
-  if (init.status != 200) return s3::StatusFromResponse(init, Context(options_, "POST", ok));
+  if (init.status != 200) return Refusal(init, "POST", ok);
   std::string upload_id = s3::XmlText(AsString(init.body), "UploadId").value_or("");
   if (upload_id.empty()) {
     return Unavailable("s3 at " + options_.endpoint + " started a multipart upload of 's3://" +
@@ -210,7 +221,7 @@ Status S3Storage::PutMultipart(const std::string& ok, ByteView data) {
                       .body = chunk});
     if (!resp.ok()) return abort(resp.status());
     if (resp->status != 200)
-      return abort(s3::StatusFromResponse(*resp, Context(options_, "PUT", ok)));
+      return abort(Refusal(*resp, "PUT", ok));
     std::string etag = resp->Header("etag");
     if (etag.empty()) {
       return abort(Unavailable("s3 at " + options_.endpoint + " sent no ETag for part " +
@@ -230,7 +241,7 @@ Status S3Storage::PutMultipart(const std::string& ok, ByteView data) {
   if (!done.ok()) return abort(done.status());
   // CompleteMultipartUpload can fail after "200 OK" has been sent: the error is in the body.
   if (done->status != 200 || AsString(done->body).find("<Error>") != std::string_view::npos)
-    return abort(s3::StatusFromResponse(*done, Context(options_, "POST", ok)));
+    return abort(Refusal(*done, "POST", ok));
   return Status::Ok();
 }
 
@@ -242,7 +253,7 @@ Status S3Storage::Delete(const std::string& key) {
   // Deleting what is not there is done; a missing bucket is not.
   if (resp.status == 404 && s3::XmlText(AsString(resp.body), "Code").value_or("") != "NoSuchBucket")
     return Status::Ok();
-  return s3::StatusFromResponse(resp, Context(options_, "DELETE", ok));
+  return Refusal(resp, "DELETE", ok);
 }
 
 Result<ObjectInfo> S3Storage::Stat(const std::string& key) {
@@ -254,9 +265,9 @@ Result<ObjectInfo> S3Storage::Stat(const std::string& key) {
     // 403): ask again with a one-byte GET, whose error body names the S3 error code.
     auto probe = Send({.method = "GET", .key = ok, .headers = {{"Range", "bytes=0-0"}}});
     if (probe.ok() && probe->status >= 300 && !probe->body.empty())
-      return s3::StatusFromResponse(*probe, Context(options_, "HEAD", ok));
+      return Refusal(*probe, "HEAD", ok);
   }
-  if (resp.status != 200) return s3::StatusFromResponse(resp, Context(options_, "HEAD", ok));
+  if (resp.status != 200) return Refusal(resp, "HEAD", ok);
   std::string len = resp.Header("content-length");
   char* end = nullptr;
   unsigned long long size = std::strtoull(len.c_str(), &end, 10);
@@ -280,7 +291,7 @@ Result<std::vector<ObjectInfo>> S3Storage::List(const std::string& prefix) {
             {"list-type", "2"}, {"prefix", full}, {"max-keys", std::to_string(options_.max_keys)}}};
     if (!token.empty()) call.query.emplace_back("continuation-token", token);
     ASSIGN_OR_RETURN(s3::HttpResponse resp, Send(call));
-    if (resp.status != 200) return s3::StatusFromResponse(resp, Context(options_, "GET", full));
+    if (resp.status != 200) return Refusal(resp, "GET", full);
     std::string_view doc = AsString(resp.body);
     for (std::string_view contents : s3::XmlElements(doc, "Contents")) {
       std::string key = s3::XmlText(contents, "Key").value_or("");
@@ -318,26 +329,36 @@ Status S3Storage::CreateBucket() {
     return AlreadyExists("bucket '" + options_.bucket +
                          "' already exists and belongs to "
                          "another account: HINT: bucket names are global; pick another");
-  return s3::StatusFromResponse(resp, Context(options_, "PUT", ""));
+  return Refusal(resp, "PUT", "");
 }
 
 Status S3Storage::DeleteBucket() {
   ASSIGN_OR_RETURN(s3::HttpResponse resp, Send({.method = "DELETE", .key = ""}));
   if (resp.status == 204 || resp.status == 200 || resp.status == 404) return Status::Ok();
-  return s3::StatusFromResponse(resp, Context(options_, "DELETE", ""));
+  return Refusal(resp, "DELETE", "");
 }
 
-Result<std::unique_ptr<S3Storage>> OpenS3Storage(const std::string& url, const s3::EnvLookup& env) {
+Result<std::unique_ptr<S3Storage>> OpenS3Storage(const std::string& url, const s3::EnvLookup& env,
+                                                 const s3::Credentials* given,
+                                                 const std::string& origin) {
   ASSIGN_OR_RETURN(s3::S3Url u, s3::ParseS3Url(url));
-  auto creds = s3::ResolveCredentials(env);
+  Result<s3::Credentials> creds = given ? Result<s3::Credentials>(*given)
+                                        : s3::ResolveCredentials(env);
   if (!creds.ok()) return creds.status().WithContext("opening '" + s3::DisplayUrl(u) + "'");
+  if (creds->access_key_id.empty() || creds->secret_access_key.empty()) {
+    return Unauthenticated("opening '" + s3::DisplayUrl(u) + "': " +
+                           (origin.empty() ? std::string("the credentials given") : origin) +
+                           " lack an access key id or a secret access key");
+  }
   S3Options o{.bucket = u.bucket,
               .prefix = u.prefix,
               .endpoint = u.endpoint,
               .region = u.region.empty() ? s3::DefaultRegion(env) : u.region,
               .path_style = u.path_style.value_or(!u.endpoint.empty()),
               .ca_file = u.ca_file,
-              .credentials = std::move(*creds)};
+              .credentials = std::move(*creds),
+              .credentials_origin = given ? (origin.empty() ? "the credentials given" : origin)
+                                          : ""};
   if (u.multipart_threshold) o.multipart_threshold = *u.multipart_threshold;
   if (u.part_size) o.part_size = *u.part_size;
   if (u.max_keys) o.max_keys = *u.max_keys;

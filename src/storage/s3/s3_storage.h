@@ -35,6 +35,9 @@ struct S3Options {
   bool path_style = false;  // true: http://host/bucket/key; false: http://bucket.host/key
   std::string ca_file;
   s3::Credentials credentials;
+  // Where `credentials` came from when the caller gave them ("secret 's3_dr' of site 'dr'");
+  // "" when found in the environment. Refusals of the credentials then name it in their hint.
+  std::string credentials_origin;
   uint64_t multipart_threshold = 64ull << 20;
   uint64_t part_size = 16ull << 20;  // raised when an object would need > 10000 parts
   int max_keys = 1000;               // per ListObjectsV2 page
@@ -70,6 +73,9 @@ class S3Storage final : public Storage {
   std::string ObjectKey(const std::string& key) const;
   Result<s3::HttpResponse> Send(const Call& call);
   Status PutMultipart(const std::string& object_key, ByteView data);
+  // s3::StatusFromResponse, with the hint of a credentials refusal naming credentials_origin.
+  Status Refusal(const s3::HttpResponse& response, const std::string& method,
+                 const std::string& key) const;
 
   S3Options options_;
   std::string scheme_;     // "http" / "https"
@@ -80,7 +86,11 @@ class S3Storage final : public Storage {
 };
 
 // Opens "s3://..." (s3::ParseS3Url): region from the URL, else AWS_REGION /
-// AWS_DEFAULT_REGION, else us-east-1; credentials as storage/s3/credentials.h says.
-Result<std::unique_ptr<S3Storage>> OpenS3Storage(const std::string& url, const s3::EnvLookup& env);
+// AWS_DEFAULT_REGION, else us-east-1. Credentials: `given` when not null (a plan site's
+// secret; `origin` says which, for messages), and then the environment and the credentials
+// file are not looked at; else as storage/s3/credentials.h says.
+Result<std::unique_ptr<S3Storage>> OpenS3Storage(const std::string& url, const s3::EnvLookup& env,
+                                                 const s3::Credentials* given = nullptr,
+                                                 const std::string& origin = "");
 
 }  // namespace reprise

@@ -438,6 +438,28 @@ Status RepoRestoreSource::ReadContent(const nlohmann::json& content,
     Status error;
   };
   constexpr uint64_t kGroupBytes = 1 << 20;
+  // A small content (one group: most files) is read on the calling thread. The callers (the
+  // files restorer's writer threads) are then the reads in flight, rather than the engine's
+  // pool (one thread per core), which left a remote repository at ~2 requests at a time.
+  uint64_t total = 0;
+  for (const ChunkRef& ref : c.chunks) total += ref.length;
+  if (c.chunks.size() <= 1 || total <= kGroupBytes) {
+    std::vector<Id> ids;
+    ids.reserve(c.chunks.size());
+    for (const ChunkRef& ref : c.chunks) ids.push_back(ref.id);
+    std::vector<Bytes> blobs;
+    Status read = ids.empty() ? Status::Ok() : repo_.ReadBlobs(ids, &blobs);
+    for (size_t k = 0; k < blobs.size(); ++k) {
+      const ChunkRef& ref = c.chunks[k];
+      if (blobs[k].size() != ref.length)
+        return Corruption("blob '" + ref.id.Short() + "' has length " +
+                          std::to_string(blobs[k].size()) + ", the manifest says " +
+                          std::to_string(ref.length));
+      bytes_read_ += blobs[k].size();
+      RETURN_IF_ERROR(sink(blobs[k]));
+    }
+    return read;
+  }
   std::deque<std::pair<size_t, std::future<Group>>> window;  // (first chunk, result)
   size_t next = 0;
   auto fill = [&] {

@@ -16,9 +16,10 @@ using nlohmann::json;
 namespace {
 
 constexpr size_t kWriteSize = 1 << 20;
-// Writer threads: file creation and writes are mostly kernel time, so a few more threads than
-// cores keep the disk busy while the engine's pool decrypts.
-constexpr size_t kWriterThreads = 4;
+// Writer threads: file creation and writes are mostly kernel time, and a small file's blobs
+// are read on its writer thread (RepoRestoreSource::ReadContent), so these are also the reads
+// in flight against a remote repository: enough threads to hide request latency.
+constexpr size_t kWriterThreads = 12;
 
 std::string TrimSlashes(std::string s) {
   size_t begin = s.find_first_not_of('/');

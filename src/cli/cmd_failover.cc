@@ -39,6 +39,21 @@ failover::FailoverHooks Hooks(Context& ctx) {
   return hooks;
 }
 
+// Asks for the target site's name on stdin; false (nothing may be done) unless typed exactly.
+bool ConfirmTyped(const std::string& what, const std::string& site) {
+  std::cerr << what << "\nType the target site's name to confirm: " << std::flush;
+  std::string typed;
+  if (std::getline(std::cin, typed) && typed == site) return true;
+  std::cerr << "\n";
+  return false;
+}
+
+Status NotConfirmed() {
+  return FailedPrecondition(
+      "not confirmed: nothing was done; HINT: type the site name exactly, or pass --yes in "
+      "scripts");
+}
+
 std::string CrashHook() {
   const char* v = std::getenv("REPRISE_TEST_CRASH_AFTER_STEP");
   return v ? v : "";
@@ -125,15 +140,10 @@ void AddFailoverCommands(CLI::App& app, Context& ctx, Action* run) {
       }
       if (!f->yes) {
         auto from = failover::CurrentPrimary(**plan);
-        std::cerr << "Fail over from '" << (from.ok() ? *from : std::string("?")) << "' to '"
-                  << f->to << "'. The old primary will stop taking writes.\n"
-                  << "Type the target site's name to confirm: " << std::flush;
-        std::string typed;
-        if (!std::getline(std::cin, typed) || typed != f->to) {
-          std::cerr << "\n";
-          return ctx.Fail(FailedPrecondition(
-              "not confirmed: nothing was done; HINT: type the site name exactly, or pass "
-              "--yes in scripts"));
+        if (!ConfirmTyped("Fail over from '" + (from.ok() ? *from : std::string("?")) +
+                              "' to '" + f->to + "'. The old primary will stop taking writes.",
+                          f->to)) {
+          return ctx.Fail(NotConfirmed());
         }
       }
       failover::FailoverOutcome out = failover::RunFailover(**plan, options, Hooks(ctx));
@@ -223,15 +233,10 @@ void AddFailoverCommands(CLI::App& app, Context& ctx, Action* run) {
       }
       const Site* now_primary = (*plan)->FindSite(*current);
       if (!fb->yes) {
-        std::cerr << "Fail back from '" << *current << "' to '" << fb->to
-                  << "': rebuild it, then switch over.\nType the target site's name to confirm: "
-                  << std::flush;
-        std::string typed;
-        if (!std::getline(std::cin, typed) || typed != fb->to) {
-          std::cerr << "\n";
-          return ctx.Fail(FailedPrecondition(
-              "not confirmed: nothing was done; HINT: type the site name exactly, or pass "
-              "--yes in scripts"));
+        if (!ConfirmTyped("Fail back from '" + *current + "' to '" + fb->to +
+                              "': rebuild it, then switch over.",
+                          fb->to)) {
+          return ctx.Fail(NotConfirmed());
         }
       }
       failover::FailoverHooks hooks = Hooks(ctx);

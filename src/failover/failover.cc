@@ -51,11 +51,6 @@ std::string NewId(const std::string& to) {
   return fmt::format("{}-{}", buf, to);
 }
 
-Result<std::string> Secret(const SecretLookup& secrets, const std::string& name) {
-  if (name.empty()) return std::string();
-  if (!secrets) return FailedPrecondition(fmt::format("secret '{}' is not available", name));
-  return secrets(name);
-}
 
 // One run of the state machine over a journal.
 class Machine {
@@ -103,12 +98,12 @@ class Machine {
 };
 
 Result<PgNode> Machine::Pg(const Site& site) {
-  ASSIGN_OR_RETURN(std::string password, Secret(hooks_.secrets, site.endpoints.postgres_password));
+  ASSIGN_OR_RETURN(std::string password, LookupSecret(hooks_.secrets, site.endpoints.postgres_password));
   return PgNode{site.endpoints.postgres, password};
 }
 
 Result<RedisNode> Machine::Redis(const Site& site) {
-  ASSIGN_OR_RETURN(std::string password, Secret(hooks_.secrets, site.endpoints.redis_password));
+  ASSIGN_OR_RETURN(std::string password, LookupSecret(hooks_.secrets, site.endpoints.redis_password));
   return RedisNode{site.endpoints.redis, password};
 }
 
@@ -510,6 +505,12 @@ Status Machine::Run() {
 }
 
 }  // namespace
+
+Result<std::string> LookupSecret(const SecretLookup& secrets, const std::string& name) {
+  if (name.empty()) return std::string();
+  if (!secrets) return FailedPrecondition(fmt::format("secret '{}' is not available", name));
+  return secrets(name);
+}
 
 Result<std::string> CurrentPrimary(const Plan& plan) {
   JournalStore store(plan.failover.state_dir);

@@ -52,6 +52,9 @@ struct FailoverOptions {
   std::string crash_after_step;
 };
 
+// The value of the secret `name`, or "" when `name` is empty (no secret configured).
+Result<std::string> LookupSecret(const SecretLookup& secrets, const std::string& name);
+
 struct FailoverHooks {
   SecretLookup secrets;
   std::function<void(const std::string& line)> log;  // one line per step, for people

@@ -32,12 +32,8 @@ Observation Observe(const Plan& plan, const Site& site, const FailoverHooks& hoo
   for (const health::HealthResult& r : health::RunChecks(site.health, hooks.secrets)) {
     if (!r.ok) obs.problems.push_back(fmt::format("{}: {}", r.name, r.detail));
   }
-  auto secret = [&](const std::string& name) -> Result<std::string> {
-    if (name.empty()) return std::string();
-    return hooks.secrets(name);
-  };
   if (!site.endpoints.postgres.empty()) {
-    Result<std::string> pw = secret(site.endpoints.postgres_password);
+    Result<std::string> pw = LookupSecret(hooks.secrets, site.endpoints.postgres_password);
     Result<health::PgState> st =
         pw.ok() ? health::ProbePostgres(site.endpoints.postgres, *pw, milliseconds(5000))
                 : Result<health::PgState>(pw.status());
@@ -50,7 +46,7 @@ Observation Observe(const Plan& plan, const Site& site, const FailoverHooks& hoo
     }
   }
   if (!site.endpoints.redis.empty()) {
-    Result<std::string> pw = secret(site.endpoints.redis_password);
+    Result<std::string> pw = LookupSecret(hooks.secrets, site.endpoints.redis_password);
     Result<uint64_t> off = pw.ok() ? RedisOffset({site.endpoints.redis, *pw})
                                    : Result<uint64_t>(pw.status());
     if (!off.ok()) {

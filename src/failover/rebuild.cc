@@ -30,10 +30,6 @@ using Clock = std::chrono::steady_clock;
 
 const char* const kOwnFiles[] = {"postgresql.conf", "pg_hba.conf", "pg_ident.conf"};
 
-Result<std::string> Secret(const FailoverHooks& hooks, const std::string& name) {
-  if (name.empty()) return std::string();
-  return hooks.secrets(name);
-}
 
 double Since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -108,8 +104,8 @@ bool Streaming(const PgNode& node) {
 Result<std::string> RebuildPostgres(const Site& site, const Site& primary,
                                     const FailoverHooks& hooks, std::string* moved_aside) {
   const RebuildSpec& spec = *site.rebuild;
-  ASSIGN_OR_RETURN(std::string site_pw, Secret(hooks, site.endpoints.postgres_password));
-  ASSIGN_OR_RETURN(std::string primary_pw, Secret(hooks, primary.endpoints.postgres_password));
+  ASSIGN_OR_RETURN(std::string site_pw, LookupSecret(hooks.secrets, site.endpoints.postgres_password));
+  ASSIGN_OR_RETURN(std::string primary_pw, LookupSecret(hooks.secrets, primary.endpoints.postgres_password));
   PgNode node{site.endpoints.postgres, site_pw};
   if (!site.endpoints.postgres.empty() && Streaming(node)) {
     // A standby that streams: from the current primary, as the site has just one.
@@ -255,7 +251,7 @@ Result<RebuildReport> RebuildSite(const Plan& plan, const Site& site, const Site
                      RebuildPostgres(site, primary, hooks, &report.moved_aside));
   }
   if (!site.endpoints.redis.empty() && !primary.endpoints.redis.empty()) {
-    ASSIGN_OR_RETURN(std::string pw, Secret(hooks, site.endpoints.redis_password));
+    ASSIGN_OR_RETURN(std::string pw, LookupSecret(hooks.secrets, site.endpoints.redis_password));
     RedisNode node{site.endpoints.redis, pw};
     RETURN_IF_ERROR(DemoteRedis(node, primary.endpoints.redis));
     ASSIGN_OR_RETURN(redis::Address address, redis::ParseAddress(site.endpoints.redis));

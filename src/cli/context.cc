@@ -129,11 +129,17 @@ Result<std::string> Context::SecretValue(const std::string& name) {
   if (!s) return NotFound("no secret '" + name + "' in the plan");
   if (s->source == Secret::Source::kFile) return ReadSecretFile(s->file, "secret '" + name + "'");
   if (s->env.empty()) return InvalidArgument("secret '" + name + "' names no source");
-  std::string v = Env(s->env.front().c_str());
-  if (v.empty())
-    return InvalidArgument("secrets." + name + ": environment variable '" + s->env.front() +
-                           "' is not set");
-  return v;
+  // Several variables (an S3 key pair): their values, one per line, as a file would hold them.
+  std::string joined;
+  for (const std::string& var : s->env) {
+    std::string v = Env(var.c_str());
+    if (v.empty())
+      return InvalidArgument("secrets." + name + ": environment variable '" + var +
+                             "' is not set");
+    if (!joined.empty()) joined += '\n';
+    joined += v;
+  }
+  return joined;
 }
 
 Result<std::optional<StorageCredentials>> Context::SiteCredentials(const Site& site) {

@@ -1,7 +1,9 @@
 #include "orchestrate/component_factory.h"
 
 #include "components/command/command_component.h"
+#include "components/qdrant/qdrant_component.h"
 #include "components/redis/redis_component.h"
+#include "components/s3/s3_documents.h"
 
 #include <filesystem>
 
@@ -111,6 +113,29 @@ Result<std::unique_ptr<Component>> MakeComponent(const ComponentSpec& spec,
       }
       return std::unique_ptr<Component>(std::make_unique<RedisComponent>(std::move(ro)));
     }
+    case ComponentKind::kQdrant: {
+      std::string api_key;
+      if (!spec.qdrant.api_key.empty()) {
+        if (!secrets) return FailedPrecondition("component '" + spec.name + "': no secrets");
+        auto v = secrets(spec.qdrant.api_key);
+        if (!v.ok()) return v.status().WithContext("component '" + spec.name + "'");
+        api_key = *v;
+      }
+      return MakeQdrantComponent(spec.qdrant, std::move(api_key));
+    }
+    case ComponentKind::kS3: {
+      std::optional<StorageCredentials> creds;
+      if (!spec.s3.credentials.empty()) {
+        if (!secrets) return FailedPrecondition("component '" + spec.name + "': no secrets");
+        auto v = secrets(spec.s3.credentials);
+        if (!v.ok()) return v.status().WithContext("component '" + spec.name + "'");
+        ASSIGN_OR_RETURN(StorageCredentials c,
+                         ParseCredentialsSecret(*v, "secret '" + spec.s3.credentials +
+                                                        "' of component '" + spec.name + "'"));
+        creds = std::move(c);
+      }
+      return MakeS3DocumentsComponent(spec.s3, std::move(creds));
+    }
     case ComponentKind::kFiles:
       return std::unique_ptr<Component>(std::make_unique<FilesComponent>(
           FilesOptions{.paths = spec.files.paths,
@@ -127,9 +152,13 @@ Result<std::unique_ptr<Component>> MakeComponentForRestore(const std::string& ki
                                                            const ComponentSpec* spec,
                                                            const SecretLookup& secrets) {
   if (spec && ((kind == "command" && spec->kind == ComponentKind::kCommand) ||
-               (kind == "redis" && spec->kind == ComponentKind::kRedis))) {
+               (kind == "redis" && spec->kind == ComponentKind::kRedis) ||
+               (kind == "qdrant" && spec->kind == ComponentKind::kQdrant) ||
+               (kind == "s3" && spec->kind == ComponentKind::kS3))) {
     return MakeComponent(*spec, secrets);
   }
+  if (kind == "qdrant") return MakeQdrantComponent(QdrantSpec{}, "");
+  if (kind == "s3") return MakeS3DocumentsComponent(S3DocumentsSpec{}, std::nullopt);
   if (kind == "redis") {
     return std::unique_ptr<Component>(std::make_unique<RedisComponent>(RedisComponentOptions{}));
   }

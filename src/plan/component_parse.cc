@@ -121,4 +121,174 @@ void ComponentParser::ParseCommand(const MapEntry& e, const std::vector<MapEntry
   }
 }
 
+namespace {
+
+bool HttpUrl(const std::string& s) {
+  static const std::regex kUrl("https?://[^/@\\s]+(/.*)?");
+  return std::regex_match(s, kUrl);
+}
+
+}  // namespace
+
+void ComponentParser::ParseQdrant(const MapEntry& e, const std::vector<MapEntry>& rest,
+                                  ComponentSpec& c) {
+  static const std::vector<std::string_view> kKeys = {
+      "url", "api_key", "collections", "peers", "restore_method", "ca_file", "timeout"};
+  bool has_url = false;
+  auto url_value = [&](const YAML::Node& node, const std::string& path) -> std::optional<std::string> {
+    std::optional<std::string> v = r_.NonEmptyString(node, path);
+    if (v && !HttpUrl(*v)) {
+      r_.Error(node, path,
+               fmt::format("'{}' is not an http(s) URL without credentials, e.g. "
+                           "'http://qdrant:6333'",
+                           *v));
+      return std::nullopt;
+    }
+    if (v) {
+      while (!v->empty() && v->back() == '/') v->pop_back();
+    }
+    return v;
+  };
+  for (const MapEntry& f : rest) {
+    if (std::find(kKeys.begin(), kKeys.end(), f.key) == kKeys.end()) {
+      r_.UnknownKey(f, kKeys);
+    } else if (f.key == "url") {
+      has_url = true;
+      if (auto v = url_value(f.value, f.path)) c.qdrant.url = *v;
+    } else if (f.key == "api_key") {
+      SecretRef(f.value, f.path, c.qdrant.api_key);
+    } else if (f.key == "collections") {
+      if (auto v = r_.StringList(f.value, f.path)) c.qdrant.collections = std::move(*v);
+    } else if (f.key == "peers") {
+      if (!r_.ExpectList(f.value, f.path)) continue;
+      for (size_t i = 0; i < f.value.size(); ++i) {
+        if (auto v = url_value(f.value[i], Index(f.path, i))) c.qdrant.peers.push_back(*v);
+      }
+    } else if (f.key == "restore_method") {
+      if (auto m = r_.Choice(f.value, f.path, "restore method", {"upload", "url"})) {
+        c.qdrant.restore_method = *m == "url" ? QdrantSpec::RestoreMethod::kUrl
+                                              : QdrantSpec::RestoreMethod::kUpload;
+      }
+    } else if (f.key == "ca_file") {
+      if (auto p = AbsolutePath(f)) c.qdrant.ca_file = *p;
+    } else if (f.key == "timeout") {
+      if (auto d = r_.Duration(f.value, f.path)) c.qdrant.timeout = *d;
+    }
+  }
+  if (!has_url) {
+    r_.Error(e.value, Field(e.path, "url"),
+             "required key is missing; HINT: the REST API, e.g. 'url: http://qdrant:6333'");
+  }
+}
+
+void ComponentParser::ParseS3(const MapEntry& e, const std::vector<MapEntry>& rest,
+                              ComponentSpec& c) {
+  static const std::vector<std::string_view> kKeys = {"url", "credentials", "incremental",
+                                                      "connections"};
+  bool has_url = false;
+  for (const MapEntry& f : rest) {
+    if (std::find(kKeys.begin(), kKeys.end(), f.key) == kKeys.end()) {
+      r_.UnknownKey(f, kKeys);
+    } else if (f.key == "url") {
+      has_url = true;
+      std::optional<std::string> v = r_.NonEmptyString(f.value, f.path);
+      if (v && v->rfind("s3://", 0) != 0) {
+        r_.Error(f.value, f.path,
+                 "must be an s3:// URL, e.g. "
+                 "'s3://rag-documents?endpoint=http://minio:9000&region=us-east-1'");
+      } else if (v) {
+        c.s3.url = *v;
+      }
+    } else if (f.key == "credentials") {
+      SecretRef(f.value, f.path, c.s3.credentials);
+    } else if (f.key == "incremental") {
+      // The sketch's `incremental: etag`; `none` downloads every object each time.
+      if (auto m = r_.Choice(f.value, f.path, "incremental mode", {"etag", "none"})) {
+        c.s3.incremental = *m == "etag";
+      }
+    } else if (f.key == "connections") {
+      if (auto v = r_.Int(f.value, f.path, 1, 64)) c.s3.connections = static_cast<int>(*v);
+    }
+  }
+  if (!has_url) {
+    r_.Error(e.value, Field(e.path, "url"),
+             "required key is missing; HINT: the bucket, e.g. "
+             "'url: s3://rag-documents?endpoint=http://minio:9000'");
+  }
+}
+
+void ComponentParser::ParseConsistency(const MapEntry& e, Plan& plan) {
+  if (!r_.ExpectList(e.value, e.path)) return;
+  static const std::vector<std::string_view> kCheckKeys = {"name", "each", "exists_in"};
+  for (size_t i = 0; i < e.value.size(); ++i) {
+    const YAML::Node item = e.value[i];
+    const std::string path = Index(e.path, i);
+    std::vector<MapEntry> keys = r_.Entries(item, path, kCheckKeys);
+    if (!item.IsMap()) continue;
+    ConsistencyCheck check;
+    check.at = LocationOf(item);
+    bool ok = true, has_each = false, has_exists = false;
+    for (const MapEntry& k : keys) {
+      if (k.key == "name") {
+        if (auto s = r_.NonEmptyString(k.value, k.path)) check.name = *s; else ok = false;
+        continue;
+      }
+      const bool each = k.key == "each";
+      (each ? has_each : has_exists) = true;
+      ConsistencyCheck::Side& side = each ? check.each : check.exists_in;
+      side.at = LocationOf(k.value);
+      // One key naming a component (its value is the query), plus `payload`/`field`.
+      int named = 0;
+      for (const MapEntry& s : r_.Entries(k.value, k.path)) {
+        if (s.key == "payload" || s.key == "field") {
+          if (auto v = r_.NonEmptyString(s.value, s.path)) side.field = *v; else ok = false;
+          continue;
+        }
+        ++named;
+        const ComponentSpec* comp = plan.FindComponent(s.key);
+        if (!comp) {
+          r_.Error(s.key_node, s.path,
+                   fmt::format("'{}' is not a component of the plan (or one with errors)",
+                               s.key));
+          ok = false;
+          continue;
+        }
+        if (comp->kind != ComponentKind::kPostgres && comp->kind != ComponentKind::kQdrant &&
+            comp->kind != ComponentKind::kS3 && comp->kind != ComponentKind::kRedis) {
+          r_.Error(s.key_node, s.path,
+                   fmt::format("component '{}' is of kind '{}'; checks read postgres, qdrant, "
+                               "s3 and redis components",
+                               s.key, ComponentKindName(comp->kind)));
+          ok = false;
+          continue;
+        }
+        side.component = s.key;
+        if (auto v = r_.NonEmptyString(s.value, s.path)) side.query = *v; else ok = false;
+      }
+      if (named != 1) {
+        r_.Error(k.value, k.path,
+                 "must name exactly one component, e.g. '{postgres: \"select id from "
+                 "documents\"}'");
+        ok = false;
+      }
+    }
+    if (!has_each) r_.Error(item, Field(path, "each"), "required key is missing");
+    if (!has_exists) r_.Error(item, Field(path, "exists_in"), "required key is missing");
+    if (check.name.empty() && ok) check.name = fmt::format("check {}", i + 1);
+    for (const ConsistencyCheck::Side* side : {&check.each, &check.exists_in}) {
+      const ComponentSpec* comp = plan.FindComponent(side->component);
+      if (comp && comp->kind == ComponentKind::kQdrant && side->field.empty()) {
+        r_.Error(item, path,
+                 fmt::format("component '{}' is a qdrant collection: name the payload key "
+                             "with 'payload:'",
+                             side->component));
+        ok = false;
+      }
+    }
+    if (!ok || !has_each || !has_exists) continue;
+    plan.consistency.push_back(std::move(check));
+  }
+}
+
 }  // namespace reprise::plan_internal
+

@@ -27,10 +27,11 @@ class FailoverParser {
   void ParseNotifications(const MapEntry& e, NotificationsSpec& out);
   // Checks that need the whole plan: routes naming channels, DNS values per site.
   void CheckPlan(const Plan& plan, const YAML::Node& root);
-
- private:
+  // One health check (a site's or a tier's).
   std::optional<HealthCheckSpec> ParseHealthCheck(const YAML::Node& node,
                                                   const std::string& path);
+
+ private:
   // A value that is either a literal string or {secret: name}: sets exactly one of the two.
   bool StringOrSecret(const MapEntry& e, std::string& literal, std::string& secret);
   bool SecretRef(const YAML::Node& node, const std::string& path, std::string& out);

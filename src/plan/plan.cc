@@ -37,8 +37,7 @@ const std::vector<std::string_view> kTopKeys = {
     "version",  "name",          "objectives", "tiers",       "secrets",
     "sites",    "components",    "retention",  "consistency", "schedules",
     "failover", "notifications", "escalation"};
-const std::vector<std::string_view> kDeferredTopKeys = {"consistency", "schedules",
-                                                        "escalation"};
+const std::vector<std::string_view> kDeferredTopKeys = {"schedules", "escalation"};
 const std::vector<std::string_view> kObjectivesKeys = {"rto", "rpo", "availability"};
 const std::vector<std::string_view> kRtoKeys = {"minor", "major", "disaster"};
 const std::vector<std::string_view> kSecretKeys = {"file", "env", "value"};
@@ -58,7 +57,7 @@ const std::vector<std::string_view> kPostgresKeys = {
     "controller"};
 const std::vector<std::string_view> kFilesKeys = {"kind", "class", "paths", "excludes",
                                                   "one_file_system"};
-const std::vector<std::string_view> kTierKeys = {"name", "components"};
+const std::vector<std::string_view> kTierKeys = {"name", "components", "health"};
 
 bool Contains(const std::vector<std::string_view>& list, std::string_view s) {
   return std::find(list.begin(), list.end(), s) != list.end();
@@ -162,6 +161,7 @@ Result<Plan> PlanParser::Parse(const YAML::Node& root) {
     failover_.ParseNotifications(*e, plan_.notifications);
   }
   failover_.CheckPlan(plan_, root);
+  if (const MapEntry* e = Lookup(top, "consistency")) components_.ParseConsistency(*e, plan_);
 
   for (std::string_view key : kDeferredTopKeys) {
     const MapEntry* e = Lookup(top, key);
@@ -528,9 +528,12 @@ void PlanParser::ParseComponent(const MapEntry& e) {
     ParseFiles(e, rest, c);
   } else if (c.kind == ComponentKind::kPostgres) {
     ParsePostgres(e, rest, c);
-  } else if (c.kind == ComponentKind::kRedis || c.kind == ComponentKind::kCommand) {
+  } else if (c.kind == ComponentKind::kRedis || c.kind == ComponentKind::kCommand ||
+             c.kind == ComponentKind::kQdrant || c.kind == ComponentKind::kS3) {
     if (c.kind == ComponentKind::kRedis) components_.ParseRedis(e, rest, c);
     if (c.kind == ComponentKind::kCommand) components_.ParseCommand(e, rest, c);
+    if (c.kind == ComponentKind::kQdrant) components_.ParseQdrant(e, rest, c);
+    if (c.kind == ComponentKind::kS3) components_.ParseS3(e, rest, c);
     if (!ComponentKindBuilt(c.kind)) {
       r_.Warn(e.key_node, e.path,
               fmt::format("kind '{}' is not built yet; backups of it will fail",
@@ -723,6 +726,15 @@ void PlanParser::ParseTiers(const MapEntry* e) {
     } else {
       r_.Error(item, Field(path, "components"), "required key is missing");
     }
+    if (const MapEntry* h = Lookup(keys, "health")) {
+      if (r_.ExpectList(h->value, h->path)) {
+        for (size_t j = 0; j < h->value.size(); ++j) {
+          std::optional<HealthCheckSpec> c =
+              failover_.ParseHealthCheck(h->value[j], Index(h->path, j));
+          if (c) tier.health.push_back(std::move(*c));
+        }
+      }
+    }
     plan_.tiers.push_back(std::move(tier));
   }
   if (plan_.tiers.empty()) return;
@@ -793,8 +805,7 @@ std::string_view ComponentKindName(ComponentKind kind) {
 }
 
 bool ComponentKindBuilt(ComponentKind kind) {
-  return kind == ComponentKind::kFiles || kind == ComponentKind::kPostgres ||
-         kind == ComponentKind::kCommand || kind == ComponentKind::kRedis;
+  return true;  // every kind of kKinds
 }
 
 const ComponentSpec* Plan::FindComponent(std::string_view n) const {

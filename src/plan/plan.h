@@ -61,11 +61,6 @@ struct Objectives {
   const DataClass* FindClass(std::string_view name) const;
 };
 
-struct Tier {
-  std::string name;
-  std::vector<std::string> components;  // restore order within the tier is this order
-  PlanLocation at;
-};
 
 // Where a secret's value comes from. Values are never written in the plan.
 struct Secret {
@@ -103,6 +98,15 @@ struct HealthCheckSpec {
   PlanLocation at;
 };
 std::string_view HealthCheckKindName(HealthCheckSpec::Kind kind);
+
+// A step of the ordered restore (docs/plan-reference.md, "tiers"): its components are restored
+// in parallel, then its health checks must pass before the next tier starts.
+struct Tier {
+  std::string name;
+  std::vector<std::string> components;  // restored in parallel; reported in this order
+  std::vector<HealthCheckSpec> health;  // run after the tier's components are restored
+  PlanLocation at;
+};
 
 // How reprise reaches a site's databases for health, fencing and promotion.
 struct SiteEndpoints {
@@ -189,6 +193,27 @@ struct RedisSpec {
   std::string start_command;
 };
 
+// A Qdrant vector store (docs/components/qdrant.md): collections saved as server snapshots.
+struct QdrantSpec {
+  std::string url;                       // http(s)://host:6333 (REST API)
+  std::string api_key;                   // a secret's name, or empty
+  std::vector<std::string> collections;  // empty: every collection
+  // A cluster: the REST URL of every peer whose shards must be snapshotted (empty: url only).
+  std::vector<std::string> peers;
+  enum class RestoreMethod { kUpload, kUrl };
+  RestoreMethod restore_method = RestoreMethod::kUpload;  // upload | url (served by reprise)
+  std::string ca_file;
+  std::chrono::seconds timeout{3600};  // per snapshot create / upload / recover
+};
+
+// An S3 bucket of documents (docs/components/s3.md): objects with content type and metadata.
+struct S3DocumentsSpec {
+  std::string url;          // s3://bucket[/prefix]?endpoint=...&region=... (as a repository URL)
+  std::string credentials;  // a secret's name ("KEY_ID,SECRET[,TOKEN]"), or empty: AWS_* / file
+  bool incremental = true;  // reuse an object's content when ETag, size and mtime are unchanged
+  int connections = 8;      // objects downloaded / uploaded at once
+};
+
 // A command whose output is the backup (docs/components/command.md).
 struct CommandSpec {
   std::string backup;   // sh -c; its stdout is stored
@@ -208,6 +233,8 @@ struct ComponentSpec {
   PostgresSpec postgres;   // kind postgres only
   RedisSpec redis;         // kind redis only
   CommandSpec command;     // kind command only
+  QdrantSpec qdrant;       // kind qdrant only
+  S3DocumentsSpec s3;      // kind s3 only
   // Kinds not built yet: their other keys as written, a JSON object keyed by the key name.
   nlohmann::json settings = nlohmann::json::object();
   PlanLocation at;
@@ -278,6 +305,30 @@ struct NotificationsSpec {
   const NotifyChannel* FindChannel(std::string_view name) const;
 };
 
+// A check between components of a live or restored stack (docs/plan-reference.md,
+// "consistency"): every value `each` yields must be found by `exists_in`; those that are not
+// are orphans. What `query` and `field` mean depends on the named component's kind:
+//   postgres: query is SQL; in `each` the first column of every row is a value; in `exists_in`
+//             it takes the value as $1 and finds it when it returns a row.
+//   qdrant:   query is a collection; field is a payload key (each: its value in every point;
+//             exists_in: some point has payload field == value).
+//   s3:       each: the keys under the prefix `query`; exists_in: the object whose key is
+//             `query` with $1 replaced by the value exists.
+//   redis:    each: the keys matching the pattern `query`; exists_in: key `query` with $1
+//             replaced exists.
+struct ConsistencyCheck {
+  struct Side {
+    std::string component;  // a component of the plan
+    std::string query;
+    std::string field;
+    PlanLocation at;
+  };
+  std::string name;
+  Side each;
+  Side exists_in;
+  PlanLocation at;
+};
+
 struct Plan {
   std::string file;  // as given to LoadPlan/ParsePlan
   int version = 1;
@@ -292,7 +343,8 @@ struct Plan {
   std::optional<RetentionPolicy> retention;  // default for sites without their own
   FailoverSpec failover;
   NotificationsSpec notifications;
-  // Top-level sections not built yet (consistency, schedules, escalation), as written: a JSON
+  std::vector<ConsistencyCheck> consistency;
+  // Top-level sections not built yet (schedules, escalation), as written: a JSON
   // object keyed by section name.
   nlohmann::json deferred = nlohmann::json::object();
   std::vector<PlanWarning> warnings;

@@ -149,10 +149,13 @@ TEST(PlanTest, ExampleReprisePlanLoads) {
     }
     return false;
   };
-  EXPECT_TRUE(
-      has_warning("components.qdrant: kind 'qdrant' is not built yet; backups of it will "
-                  "fail"))
+  EXPECT_FALSE(has_warning("is not built yet; backups of it will fail"))
       << ::testing::PrintToString(w);
+  ASSERT_EQ(plan.consistency.size(), 2u);
+  EXPECT_EQ(plan.consistency[0].each.component, "qdrant");
+  EXPECT_EQ(plan.consistency[0].each.field, "chunk_id");
+  EXPECT_EQ(plan.consistency[1].exists_in.component, "documents");
+  EXPECT_EQ(plan.FindComponent("documents")->s3.credentials, "minio_documents");
   EXPECT_FALSE(has_warning("sites.primary.health: accepted but not used yet (failover is not "
                            "built)"));
   ASSERT_TRUE(plan.failover.dns.has_value());
@@ -465,30 +468,85 @@ components:
             "got 'yes'");
 }
 
-TEST(PlanTest, UnbuiltKindsKeepTheirKeysAndWarn) {
+TEST(PlanTest, QdrantAndS3Components) {
   std::string text = std::string(kBase) +
-                     "  cache:\n"
+                     "  vectors:\n"
                      "    kind: qdrant\n"
-                     "    class: transactional\n"
-                     "    method: replication\n"
-                     "    port: 6379\n"
-                     "    tls: false\n"
-                     "    ratio: 0.5\n"
-                     "    quoted: \"6379\"\n";
+                     "    class: embeddings\n"
+                     "    url: http://127.0.0.1:6333/\n"
+                     "    collections: [a, b]\n"
+                     "    restore_method: url\n"
+                     "  docs:\n"
+                     "    kind: s3\n"
+                     "    class: documents\n"
+                     "    url: s3://bucket/pre?endpoint=http://127.0.0.1:7480\n"
+                     "    incremental: none\n"
+                     "    connections: 4\n";
   Plan plan = MustParse(text);
-  const ComponentSpec* c = plan.FindComponent("cache");
-  ASSERT_NE(c, nullptr);
-  EXPECT_EQ(c->kind, ComponentKind::kQdrant);
-  EXPECT_FALSE(ComponentKindBuilt(c->kind));
-  EXPECT_EQ(c->settings["method"], "replication");
-  EXPECT_EQ(c->settings["port"], 6379);
-  EXPECT_EQ(c->settings["tls"], false);
-  EXPECT_DOUBLE_EQ(c->settings["ratio"].get<double>(), 0.5);
-  EXPECT_EQ(c->settings["quoted"], "6379");
-  EXPECT_FALSE(c->settings.contains("kind"));
-  EXPECT_TRUE(HasLine(WarningStrings(plan),
-                      "reprise.yaml:13:3: components.cache: kind 'qdrant' "
-                      "is not built yet; backups of it will fail"));
+  const ComponentSpec* q = plan.FindComponent("vectors");
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(q->kind, ComponentKind::kQdrant);
+  EXPECT_EQ(q->qdrant.url, "http://127.0.0.1:6333");
+  EXPECT_EQ(q->qdrant.collections, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(q->qdrant.restore_method, QdrantSpec::RestoreMethod::kUrl);
+  const ComponentSpec* d = plan.FindComponent("docs");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->s3.url, "s3://bucket/pre?endpoint=http://127.0.0.1:7480");
+  EXPECT_FALSE(d->s3.incremental);
+  EXPECT_EQ(d->s3.connections, 4);
+}
+
+TEST(PlanTest, QdrantAndS3ComponentErrors) {
+  std::string text = std::string(kBase) +
+                     "  vectors: {kind: qdrant, class: embeddings, url: 'qdrant:6333'}\n"
+                     "  docs: {kind: s3, class: documents, url: 'https://b'}\n"
+                     "  none: {kind: qdrant, class: embeddings}\n";
+  Result<Plan> r = ParsePlan(text, "reprise.yaml");
+  ASSERT_FALSE(r.ok());
+  std::string m(r.status().message());
+  EXPECT_CONTAINS(m, "components.vectors.url: 'qdrant:6333' is not an http(s) URL");
+  EXPECT_CONTAINS(m, "components.docs.url: must be an s3:// URL");
+  EXPECT_CONTAINS(m, "components.none.url: required key is missing");
+}
+
+TEST(PlanTest, ConsistencyChecks) {
+  std::string base = std::string(kBase) +
+                     "  db: {kind: postgres, class: transactional, connection: 'host=h'}\n"
+                     "  vectors: {kind: qdrant, class: embeddings, url: 'http://q:6333'}\n";
+  Plan plan = MustParse(base +
+                        "consistency:\n"
+                        "  - name: vectors have rows\n"
+                        "    each: {vectors: rag, payload: chunk_id}\n"
+                        "    exists_in: {db: 'select 1 from chunks where id = $1'}\n");
+  ASSERT_EQ(plan.consistency.size(), 1u);
+  EXPECT_EQ(plan.consistency[0].name, "vectors have rows");
+  EXPECT_EQ(plan.consistency[0].each.query, "rag");
+  EXPECT_EQ(plan.consistency[0].exists_in.query, "select 1 from chunks where id = $1");
+
+  Result<Plan> bad = ParsePlan(base +
+                                   "consistency:\n"
+                                   "  - each: {etc: x}\n"
+                                   "    exists_in: {nope: y}\n"
+                                   "  - each: {vectors: rag}\n"
+                                   "    exists_in: {db: 'select 1'}\n",
+                               "reprise.yaml");
+  ASSERT_FALSE(bad.ok());
+  std::string m(bad.status().message());
+  EXPECT_CONTAINS(m, "consistency[0].each.etc: component 'etc' is of kind 'files'");
+  EXPECT_CONTAINS(m, "consistency[0].exists_in.nope: 'nope' is not a component");
+  EXPECT_CONTAINS(m, "consistency[1]: component 'vectors' is a qdrant collection");
+}
+
+TEST(PlanTest, TierHealthChecks) {
+  Plan plan = MustParse(std::string(kBase) +
+                        "tiers:\n"
+                        "  - name: one\n"
+                        "    components: [etc]\n"
+                        "    health:\n"
+                        "      - {tcp: '127.0.0.1:5432', timeout: 2s}\n");
+  ASSERT_EQ(plan.tiers.size(), 1u);
+  ASSERT_EQ(plan.tiers[0].health.size(), 1u);
+  EXPECT_EQ(plan.tiers[0].health[0].kind, HealthCheckSpec::Kind::kTcp);
 }
 
 TEST(PlanTest, SiteRoles) {

@@ -1,0 +1,27 @@
+// kind: s3 (docs/components/s3.md): the objects of a bucket (under a prefix) with their
+// content type and user metadata. Incremental: an object whose ETag, size and last-modified
+// equal those of the previous point is not downloaded again. Restore to the same or another
+// bucket/endpoint (RestoreOptions::target, an s3:// URL), optionally deleting objects that
+// were not in the point (params {"delete": true}).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "components/component.h"
+#include "plan/plan.h"
+#include "storage/storage.h"
+
+namespace reprise {
+
+// `credentials`: from the plan's secret (nullopt: AWS_* environment / credentials file).
+// A restore-only component (empty spec.url) restores to RestoreOptions::target.
+std::unique_ptr<Component> MakeS3DocumentsComponent(
+    S3DocumentsSpec spec, std::optional<StorageCredentials> credentials);
+
+// A secret holding S3 credentials: 2 or 3 lines (access key id, secret key, session token),
+// as a site's credentials file is written, or an env secret's variables joined by '\n'.
+Result<StorageCredentials> ParseCredentialsSecret(std::string_view text, std::string origin);
+
+}  // namespace reprise

@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/thread_pool.h"
 #include "components/command/command_component.h"
+#include "component_repo.h"
 #include "harness.h"
 #include "orchestrate/backup.h"
 #include "repo/content.h"
@@ -36,68 +37,15 @@ std::string ReadFile(const std::string& path) {
 std::string Sha256Hex(const std::string& s) { return Sha256(AsBytes(s)).Hex(); }
 
 // A repository in a temp dir, with the engine's sink and source around it.
-class TestRepo {
+class TestRepo : public ComponentRepo {
  public:
-  explicit TestRepo(const std::string& dir) {
-    InitOptions options;
-    options.kdf = ScryptParams{.n = 1024, .r = 8, .p = 1};
-    auto repo = Repository::Init(std::make_unique<LocalStorage>(dir), "pw", options, clock_);
-    EXPECT_TRUE(repo.ok()) << repo.status().ToString();
-    if (repo.ok()) repo_ = std::move(*repo);
-  }
-  Repository* repo() { return repo_.get(); }
-  const Clock& clock() const { return clock_; }
-
-  Result<json> Backup(Component& c) {
-    RepoBackupSink sink(*repo_, pool_);
-    Result<json> info = c.Backup(sink);
-    if (!info.ok()) return info;
-    auto manifest = sink.Finish();
-    if (!manifest.ok()) return manifest.status();
-    RETURN_IF_ERROR(repo_->Flush());
-    component.name = "cmd";
-    component.kind = c.kind();
-    component.manifest = *manifest;
-    component.entries = sink.entries();
-    component.info = *info;
-    return info;
-  }
-
-  Status Restore(Component& c, const RestoreOptions& options) {
-    RepoRestoreSource source(*repo_, component, pool_);
-    return c.Restore(component.info, source, options);
-  }
-
-  // The manifest entries and the stored stream, as the repository holds them.
-  std::vector<json> Entries() {
-    RepoRestoreSource source(*repo_, component, pool_);
-    std::vector<json> out;
-    Status st = source.ForEachEntry([&](const json& e) {
-      out.push_back(e);
-      return Status::Ok();
-    });
-    EXPECT_TRUE(st.ok()) << st.ToString();
-    return out;
-  }
+  explicit TestRepo(const std::string& dir) : ComponentRepo(dir, "cmd") {}
+  // The one stored stream.
   std::string Stored() {
     auto entries = Entries();
     if (entries.size() != 1) return "<" + std::to_string(entries.size()) + " entries>";
-    RepoRestoreSource source(*repo_, component, pool_);
-    std::string data;
-    Status st = source.ReadContent(entries[0]["contents"][0], [&](ByteView b) {
-      data.append(AsString(b));
-      return Status::Ok();
-    });
-    EXPECT_TRUE(st.ok()) << st.ToString();
-    return data;
+    return Read(entries[0]["contents"][0]);
   }
-
-  PointComponent component;
-
- private:
-  SystemClock clock_;
-  ThreadPool pool_{2, 8};
-  std::unique_ptr<Repository> repo_;
 };
 
 class CommandComponentTest : public ::testing::Test {

@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "common/thread_pool.h"
 #include "components/postgres/logical.h"
+#include "component_repo.h"
 #include "harness.h"
 #include "pg_env.h"
 #include "repo/content.h"
@@ -26,45 +27,12 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 // A repository in a temp dir, with the engine's sink and source around it.
-class TestRepo {
+class TestRepo : public ComponentRepo {
  public:
-  explicit TestRepo(const std::string& dir) {
-    InitOptions options;
-    options.kdf = ScryptParams{.n = 1024, .r = 8, .p = 1};
-    auto repo = Repository::Init(std::make_unique<LocalStorage>(dir), "pw", options, clock_);
-    EXPECT_TRUE(repo.ok()) << repo.status().ToString();
-    if (repo.ok()) repo_ = std::move(*repo);
-  }
-  Repository* repo() { return repo_.get(); }
-
-  // Runs `backup` against a fresh sink and keeps the finished manifest as `component`.
+  explicit TestRepo(const std::string& dir) : ComponentRepo(dir, "db") {}
   Result<json> Backup(const std::function<Result<json>(BackupSink&)>& backup) {
-    RepoBackupSink sink(*repo_, pool_);
-    Result<json> info = backup(sink);
-    if (!info.ok()) return info;
-    auto manifest = sink.Finish();
-    if (!manifest.ok()) return manifest.status();
-    RETURN_IF_ERROR(repo_->Flush());
-    component.name = "db";
-    component.kind = "postgres";
-    component.manifest = *manifest;
-    component.entries = sink.entries();
-    component.info = *info;
-    warnings = sink.warnings();
-    return info;
+    return ComponentRepo::Backup(backup, "postgres");
   }
-
-  std::unique_ptr<RepoRestoreSource> Source() {
-    return std::make_unique<RepoRestoreSource>(*repo_, component, pool_);
-  }
-
-  PointComponent component;
-  std::vector<std::string> warnings;
-
- private:
-  SystemClock clock_;
-  ThreadPool pool_{2, 8};
-  std::unique_ptr<Repository> repo_;
 };
 
 // Row count and a digest of every row of `table`, in a stable order.

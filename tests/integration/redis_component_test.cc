@@ -17,6 +17,7 @@
 #include "common/thread_pool.h"
 #include "components/redis/rdb_stream.h"
 #include "components/redis/redis_component.h"
+#include "component_repo.h"
 #include "harness.h"
 #include "redis/client.h"
 #include "redis_env.h"
@@ -32,55 +33,9 @@ using nlohmann::json;
 using redis::Reply;
 
 // A repository in a temp dir, with the engine's sink and source around it.
-class TestRepo {
+class TestRepo : public ComponentRepo {
  public:
-  explicit TestRepo(const std::string& dir) {
-    InitOptions options;
-    options.kdf = ScryptParams{.n = 1024, .r = 8, .p = 1};
-    auto repo = Repository::Init(std::make_unique<LocalStorage>(dir), "pw", options, clock_);
-    EXPECT_TRUE(repo.ok()) << repo.status().ToString();
-    if (repo.ok()) repo_ = std::move(*repo);
-  }
-  Repository* repo() { return repo_.get(); }
-
-  Result<json> Backup(Component& c) {
-    RepoBackupSink sink(*repo_, pool_);
-    Result<json> info = c.Backup(sink);
-    if (!info.ok()) return info;
-    auto manifest = sink.Finish();
-    if (!manifest.ok()) return manifest.status();
-    RETURN_IF_ERROR(repo_->Flush());
-    component.name = "cache";
-    component.kind = c.kind();
-    component.manifest = *manifest;
-    component.entries = sink.entries();
-    component.info = *info;
-    warnings = sink.warnings();
-    return info;
-  }
-
-  std::unique_ptr<RepoRestoreSource> Source() {
-    return std::make_unique<RepoRestoreSource>(*repo_, component, pool_);
-  }
-
-  std::vector<json> Entries() {
-    std::vector<json> out;
-    auto src = Source();
-    Status st = src->ForEachEntry([&](const json& e) {
-      out.push_back(e);
-      return Status::Ok();
-    });
-    EXPECT_TRUE(st.ok()) << st.ToString();
-    return out;
-  }
-
-  PointComponent component;
-  std::vector<std::string> warnings;
-
- private:
-  SystemClock clock_;
-  ThreadPool pool_{2, 8};
-  std::unique_ptr<Repository> repo_;
+  explicit TestRepo(const std::string& dir) : ComponentRepo(dir, "cache") {}
 };
 
 // A source whose manifest entries are edited on the way (to forge what a point says).

@@ -290,3 +290,42 @@ TEST_F(S3FaultTest, OutageDuringBackup) {
 
 }  // namespace
 }  // namespace reprise::testing
+
+namespace reprise::testing {
+namespace {
+
+// A GET whose body is cut mid-way asks for the rest (Range + If-Match) instead of starting
+// again: through a proxy that cuts every connection within its first MiB, a bare S3Storage (no
+// retry wrapper) still reads a 6 MiB object whole, and a ranged read too. Starting again from
+// zero could never finish: every connection is cut before 1 MiB.
+TEST_F(S3FaultTest, CutDownloadsResumeWhereTheyStopped) {
+  auto proxy = StartProxy({.seed = 11, .cut_probability = 1.0, .max_fault_offset = 1u << 20});
+  std::string repo = NewBucketRepo("resume", *proxy);
+  ASSERT_FALSE(repo.empty());
+  S3Storage& direct = *buckets_.back();
+  std::string data = RandomText(6u << 20, 5);
+  ASSERT_TRUE(direct.Put("big", AsBytes(data)).ok());
+
+  auto through = S3Storage::Create(S3Options{
+      .bucket = direct.Location().substr(5),
+      .prefix = "",
+      .endpoint = proxy->endpoint(),
+      .region = rgw_->region,
+      .path_style = true,
+      .credentials = {.access_key_id = rgw_->access_key, .secret_access_key = rgw_->secret_key},
+      .connections = 1});
+  ASSERT_TRUE(through.ok()) << through.status().ToString();
+  Result<Bytes> got = (*through)->Get("big");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(std::string(AsString(*got)) == data) << "content differs";
+  uint64_t cuts_whole = proxy->counts().cuts;
+  EXPECT_GE(cuts_whole, 3u) << proxy->counts().ToString();
+
+  Result<Bytes> range = (*through)->GetRange("big", 1000, 3u << 20);
+  ASSERT_TRUE(range.ok()) << range.status().ToString();
+  EXPECT_TRUE(std::string(AsString(*range)) == data.substr(1000, 3u << 20)) << "range differs";
+  EXPECT_GT(proxy->counts().cuts, cuts_whole) << proxy->counts().ToString();
+}
+
+}  // namespace
+}  // namespace reprise::testing

@@ -200,7 +200,13 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& req) {
   }
 
   CURLcode rc = curl_easy_perform(curl);
-  if (rc != CURLE_OK) return CurlError(req, rc, errbuf);
+  if (rc != CURLE_OK) {
+    if (req.partial) {
+      curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp.status);
+      *req.partial = std::move(resp);
+    }
+    return CurlError(req, rc, errbuf);
+  }
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp.status);
   return resp;
 }

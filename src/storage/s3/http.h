@@ -32,11 +32,17 @@ struct HttpOptions {
   size_t max_idle_handles = 16;
 };
 
+struct HttpResponse;
+
 struct HttpRequest {
   std::string method;  // GET HEAD PUT POST DELETE
   std::string url;     // already encoded: scheme://host[:port]/path?query
   HeaderList headers;  // sent as given (Host included); curl adds Content-Length
   ByteView body;       // PUT and POST bodies
+  // When not null and the transfer fails after the response began (a body cut mid-way),
+  // the status, headers and the part of the body received are moved here, so that a caller
+  // can ask for the rest with a Range instead of starting again.
+  HttpResponse* partial = nullptr;
 };
 
 struct HttpResponse {

@@ -36,6 +36,7 @@ struct S3Storage::Call {
   std::vector<std::pair<std::string, std::string>> query{};
   s3::HeaderList headers{};
   ByteView body{};
+  s3::HttpResponse* partial = nullptr;  // see s3::HttpRequest::partial
 };
 
 S3Storage::S3Storage(S3Options options) : options_(std::move(options)) {}
@@ -117,8 +118,11 @@ Result<s3::HttpResponse> S3Storage::Send(const Call& call) {
 
   std::string url = scheme_ + "://" + host + s3::EncodePath(path);
   if (!call.query.empty()) url += "?" + s3::CanonicalQuery(call.query);
-  return http_->Send(s3::HttpRequest{
-      .method = call.method, .url = url, .headers = std::move(req.headers), .body = call.body});
+  return http_->Send(s3::HttpRequest{.method = call.method,
+                                     .url = url,
+                                     .headers = std::move(req.headers),
+                                     .body = call.body,
+                                     .partial = call.partial});
 }
 
 namespace {
@@ -143,43 +147,94 @@ Status S3Storage::Refusal(const s3::HttpResponse& response, const std::string& m
 
 Result<Bytes> S3Storage::Get(const std::string& key) {
   RETURN_IF_ERROR(ValidateStorageKey(key, false));
-  std::string ok = ObjectKey(key);
-  ASSIGN_OR_RETURN(s3::HttpResponse resp, Send({.method = "GET", .key = ok}));
-  if (resp.status == 200) return std::move(resp.body);
-  return Refusal(resp, "GET", ok);
+  return Read(ObjectKey(key), 0, std::nullopt);
 }
 
 Result<Bytes> S3Storage::GetRange(const std::string& key, uint64_t offset, uint64_t length) {
   RETURN_IF_ERROR(ValidateStorageKey(key, false));
   std::string ok = ObjectKey(key);
-  auto past_end = [&](std::optional<uint64_t> size) {
+  if (length > std::numeric_limits<uint64_t>::max() - offset) {
     return InvalidArgument("range of " + std::to_string(length) + " bytes at " +
-                           std::to_string(offset) + " is past the end of 's3://" + options_.bucket +
-                           "/" + ok + "'" + (size ? " (" + std::to_string(*size) + " bytes)" : ""));
-  };
-  if (length > std::numeric_limits<uint64_t>::max() - offset) return past_end(std::nullopt);
+                           std::to_string(offset) + " is past the end of 's3://" +
+                           options_.bucket + "/" + ok + "'");
+  }
   if (length == 0) {
     // HTTP cannot ask for zero bytes; the object's size says whether the range is valid.
     ASSIGN_OR_RETURN(ObjectInfo info, Stat(key));
-    if (offset > info.size) return past_end(info.size);
+    if (offset > info.size) {
+      return InvalidArgument("range of 0 bytes at " + std::to_string(offset) +
+                             " is past the end of 's3://" + options_.bucket + "/" + ok + "' (" +
+                             std::to_string(info.size) + " bytes)");
+    }
     return Bytes{};
   }
-  std::string range = "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + length - 1);
-  ASSIGN_OR_RETURN(s3::HttpResponse resp,
-                   Send({.method = "GET", .key = ok, .headers = {{"Range", range}}}));
-  if (resp.status == 206) {
-    // A range that starts inside the object but ends past it comes back shortened.
-    if (resp.body.size() != length)
-      return past_end(ContentRangeTotal(resp.Header("content-range")));
-    return std::move(resp.body);
+  return Read(ok, offset, length);
+}
+
+Result<Bytes> S3Storage::Read(const std::string& ok, uint64_t offset,
+                              std::optional<uint64_t> length) {
+  auto past_end = [&](std::optional<uint64_t> size) {
+    return InvalidArgument("range of " + std::to_string(length.value_or(0)) + " bytes at " +
+                           std::to_string(offset) + " is past the end of 's3://" +
+                           options_.bucket + "/" + ok + "'" +
+                           (size ? " (" + std::to_string(*size) + " bytes)" : ""));
+  };
+  // A body cut mid-way is resumed from where it stopped, with If-Match on the ETag the first
+  // response carried, so that the pieces are of one version of the object. Each resumption
+  // must bring bytes; kMaxResumes bounds a link that cuts everything.
+  constexpr int kMaxResumes = 64;
+  Bytes out;
+  std::string etag;
+  for (int resumes = 0;; ++resumes) {
+    const uint64_t from = offset + out.size();
+    s3::HeaderList headers;
+    bool ranged = length.has_value() || !out.empty();
+    if (ranged) {
+      std::string range = "bytes=" + std::to_string(from) + "-";
+      if (length) range += std::to_string(offset + *length - 1);
+      headers.emplace_back("Range", range);
+    }
+    if (!etag.empty()) headers.emplace_back("If-Match", etag);
+    s3::HttpResponse partial;
+    Result<s3::HttpResponse> sent =
+        Send({.method = "GET", .key = ok, .headers = headers, .partial = &partial});
+    if (!sent.ok()) {
+      bool resumable = sent.status().code() == Code::kUnavailable && !partial.body.empty() &&
+                       (partial.status == 206 || (partial.status == 200 && !ranged)) &&
+                       resumes < kMaxResumes;
+      if (!resumable) return sent.status();
+      if (etag.empty()) etag = partial.Header("etag");
+      if (etag.empty()) return sent.status();  // nothing to pin the object's version with
+      out.insert(out.end(), partial.body.begin(), partial.body.end());
+      continue;
+    }
+    s3::HttpResponse& resp = *sent;
+    if (resp.status == 206) {
+      if (length) {
+        // A range that starts inside the object but ends past it comes back shortened.
+        if (out.size() + resp.body.size() != *length) {
+          return past_end(ContentRangeTotal(resp.Header("content-range")));
+        }
+      }
+      if (out.empty()) return std::move(resp.body);
+      out.insert(out.end(), resp.body.begin(), resp.body.end());
+      return out;
+    }
+    if (resp.status == 200) {
+      if (!ranged) return std::move(resp.body);
+      // A server that ignores Range sends the whole object.
+      uint64_t want_end = length ? offset + *length : resp.body.size();
+      if (resp.body.size() < want_end) return past_end(resp.body.size());
+      return Bytes(resp.body.begin() + static_cast<ptrdiff_t>(offset),
+                   resp.body.begin() + static_cast<ptrdiff_t>(want_end));
+    }
+    if (resp.status == 416) return past_end(ContentRangeTotal(resp.Header("content-range")));
+    if (resp.status == 412) {
+      return Aborted("'s3://" + options_.bucket + "/" + ok +
+                     "' changed while it was being read (ETag " + etag + " no longer matches)");
+    }
+    return Refusal(resp, "GET", ok);
   }
-  if (resp.status == 200) {  // a server that ignores Range sends the whole object
-    if (resp.body.size() < offset + length) return past_end(resp.body.size());
-    return Bytes(resp.body.begin() + static_cast<ptrdiff_t>(offset),
-                 resp.body.begin() + static_cast<ptrdiff_t>(offset + length));
-  }
-  if (resp.status == 416) return past_end(ContentRangeTotal(resp.Header("content-range")));
-  return Refusal(resp, "GET", ok);
 }
 
 Status S3Storage::Put(const std::string& key, ByteView data) {

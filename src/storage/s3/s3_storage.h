@@ -5,7 +5,9 @@
 //   server checks; objects of `multipart_threshold` bytes or more go up as a multipart upload
 //   in `part_size` parts and become visible only when completed; a failed multipart upload
 //   is aborted.
-// - GetRange is a ranged GET; List is ListObjectsV2, following continuation tokens.
+// - GetRange is a ranged GET; List is ListObjectsV2, following continuation tokens. A GET
+//   whose body is cut mid-way asks for the rest (Range + If-Match on the ETag) instead of
+//   starting again, as long as each attempt brings bytes.
 // - Errors map as in storage/s3/errors.h; this class never retries (wrap it in RetryStorage).
 // - Thread-safe: all state is immutable after construction except the HTTP handle pool.
 //   At most `connections` requests are in flight at once; callers beyond that wait for a
@@ -15,6 +17,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <semaphore>
 #include <string>
 
@@ -73,6 +76,9 @@ class S3Storage final : public Storage {
   std::string ObjectKey(const std::string& key) const;
   Result<s3::HttpResponse> Send(const Call& call);
   Status PutMultipart(const std::string& object_key, ByteView data);
+  // GET of the object (length nullopt: from offset 0 to its end), resuming a cut body.
+  Result<Bytes> Read(const std::string& object_key, uint64_t offset,
+                     std::optional<uint64_t> length);
   // s3::StatusFromResponse, with the hint of a credentials refusal naming credentials_origin.
   Status Refusal(const s3::HttpResponse& response, const std::string& method,
                  const std::string& key) const;

@@ -13,6 +13,14 @@ namespace reprise {
 Result<PruneReport> PruneRepository(Repository& repo, const PruneOptions& options,
                                     const ProgressFn& progress) {
   PruneReport report;
+  if (!options.dry_run) {
+    // Credentials that may not delete (an append-only repository) are found out before
+    // anything is written: deleting a key that cannot exist answers 403 only when denied.
+    Status probe = repo.storage().Delete(PackKey(Id::Random()));
+    if (probe.code() == Code::kPermissionDenied) {
+      return probe.WithContext("refusing to prune, nothing was changed");
+    }
+  }
   std::vector<std::string> bad;
   RETURN_IF_ERROR(repo.LoadIndex(&bad));
   if (!bad.empty())

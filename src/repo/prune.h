@@ -4,6 +4,7 @@
 //   the needed blobs are authenticated and copied, still sealed, into new packs.
 // Order, so that a kill at any moment leaves a good repository: new packs -> one new index of
 // everything kept -> delete the old index files -> delete the dropped packs.
+// Before anything is written, credentials that may not delete (append-only) are refused.
 // The caller holds the exclusive lock. A repository with damaged index files or points, or a
 // point whose blobs are missing, is refused: prune never deletes on incomplete knowledge.
 #pragma once

@@ -628,19 +628,22 @@ TEST_F(S3RgwTest, AppendOnlyCredentialsBackUpButCannotForgetOrPrune) {
   ASSERT_GT(dry_json.value("packs_deleted", 0) + dry_json.value("packs_repacked", 0), 0)
       << "prune would delete nothing, so it would not need to delete: " << dry.out;
   size_t packs_before = count("data/");
+  size_t indexes_before = count("index/");
 
   auto prune = run(writer, {"-r", repo, "prune"});
   EXPECT_NE(prune.exit_code, 0) << prune.out << prune.err;
   lines = Lines(prune.err);
   ASSERT_EQ(lines.size(), 1u) << prune.err;
-  EXPECT_EQ(lines[0].rfind("reprise: error: access denied to delete 's3://" + bucket + "/" +
-                               prefix + "/",
+  EXPECT_EQ(lines[0].rfind("reprise: error: refusing to prune, nothing was changed: access "
+                           "denied to delete 's3://" + bucket + "/" + prefix + "/data/",
                            0),
             0u)
       << lines[0];
   EXPECT_NE(lines[0].find("HINT: these credentials may not delete objects"), std::string::npos)
       << lines[0];
-  EXPECT_GE(count("data/"), packs_before) << "the writer's key deleted a pack";
+  // Refused before writing: no pack deleted, and no repacked pack or new index left behind.
+  EXPECT_EQ(count("data/"), packs_before) << "the writer's prune changed the packs";
+  EXPECT_EQ(count("index/"), indexes_before) << "the writer's prune wrote an index";
   EXPECT_EQ(count("locks/"), 0u) << "prune's exclusive lock was left behind";
 
   // The owner prunes; the writer's key then reads every byte back.

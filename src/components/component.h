@@ -124,6 +124,17 @@ class RestoreSource {
   // returns kCorruption naming the blob and its pack, after having passed only good bytes.
   virtual Status ReadContent(const nlohmann::json& content,
                              const std::function<Status(ByteView)>& sink) = 0;
+  // Several content lists at once, for many small files: `sink(i, bytes)` gets the bytes of
+  // contents[i], in order, content after content. A repository reads the chunks of all of them
+  // in as few ranged reads as their places in the packs allow (one GET for a run of small
+  // files backed up together, instead of one each). The default reads them one by one.
+  virtual Status ReadContents(const std::vector<const nlohmann::json*>& contents,
+                              const std::function<Status(size_t, ByteView)>& sink) {
+    for (size_t i = 0; i < contents.size(); ++i) {
+      RETURN_IF_ERROR(ReadContent(*contents[i], [&](ByteView b) { return sink(i, b); }));
+    }
+    return Status::Ok();
+  }
   // The chunks of a content list in order, block maps resolved (for delta restore).
   virtual Result<Content> Resolve(const nlohmann::json& content) {
     return ContentFromJson(content);

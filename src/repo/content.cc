@@ -428,6 +428,37 @@ Result<Bytes> RepoRestoreSource::ReadChunk(const ChunkRef& chunk) {
   return data;
 }
 
+Status RepoRestoreSource::ReadContents(const std::vector<const nlohmann::json*>& contents,
+                                       const std::function<Status(size_t, ByteView)>& sink) {
+  // One ReadBlobs over the chunks of every content: it reads each run of blobs stored back to
+  // back in a pack with one ranged GET.
+  std::vector<Content> resolved;
+  resolved.reserve(contents.size());
+  std::vector<Id> ids;
+  for (const nlohmann::json* content : contents) {
+    ASSIGN_OR_RETURN(Content c, Resolve(*content));
+    for (const ChunkRef& ref : c.chunks) ids.push_back(ref.id);
+    resolved.push_back(std::move(c));
+  }
+  std::vector<Bytes> blobs;
+  Status read = ids.empty() ? Status::Ok() : repo_.ReadBlobs(ids, &blobs);
+  size_t k = 0;
+  for (size_t i = 0; i < resolved.size(); ++i) {
+    for (const ChunkRef& ref : resolved[i].chunks) {
+      if (k >= blobs.size()) return read.ok() ? Internal("fewer blobs read than asked") : read;
+      if (blobs[k].size() != ref.length) {
+        return Corruption("blob '" + ref.id.Short() + "' has length " +
+                          std::to_string(blobs[k].size()) + ", the manifest says " +
+                          std::to_string(ref.length));
+      }
+      bytes_read_ += blobs[k].size();
+      RETURN_IF_ERROR(sink(i, blobs[k]));
+      ++k;
+    }
+  }
+  return read;
+}
+
 Status RepoRestoreSource::ReadContent(const nlohmann::json& content,
                                       const std::function<Status(ByteView)>& sink) {
   ASSIGN_OR_RETURN(Content c, Resolve(content));

@@ -79,6 +79,8 @@ class RepoRestoreSource final : public RestoreSource {
   Status ForEachEntry(const std::function<Status(const nlohmann::json&)>& fn) override;
   Status ReadContent(const nlohmann::json& content,
                      const std::function<Status(ByteView)>& sink) override;
+  Status ReadContents(const std::vector<const nlohmann::json*>& contents,
+                      const std::function<Status(size_t, ByteView)>& sink) override;
   Result<Content> Resolve(const nlohmann::json& content) override;
   std::optional<Id> ChunkIdOf(ByteView data) override;
   Result<Bytes> ReadChunk(const ChunkRef& chunk) override;

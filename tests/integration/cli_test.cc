@@ -248,14 +248,14 @@ TEST_F(CliTest, PlanBackupAndPlanCheck) {
   EXPECT_NE(bad.err.find("components.docs.kind"), std::string::npos) << bad.err;
 }
 
-TEST_F(CliTest, UnbuiltComponentMakesAPartialPoint) {
+TEST_F(CliTest, FailingComponentMakesAPartialPoint) {
   std::string src = tmp_.path() + "/docs";
   fs::create_directories(src);
   WriteFile(src + "/a.txt", "hello");
   std::string plan = tmp_.path() + "/reprise.yaml";
   WriteFile(plan, "version: 1\nname: test\ncomponents:\n  docs:\n    kind: files\n"
                   "    class: documents\n    paths: [" + src + "]\n  vectors:\n    kind: qdrant\n"
-                  "    class: embeddings\n");
+                  "    class: embeddings\n    url: http://127.0.0.1:1\n");
   auto r = Reprise({"--plan", plan, "--json", "backup"});
   EXPECT_EQ(r.exit_code, 3) << r.err;
   auto j = Json(r);

@@ -20,6 +20,11 @@ constexpr size_t kWriteSize = 1 << 20;
 // are read on its writer thread (RepoRestoreSource::ReadContent), so these are also the reads
 // in flight against a remote repository: enough threads to hide request latency.
 constexpr size_t kWriterThreads = 12;
+// Files of at most kSmallFile bytes are filled in batches of up to kBatchFiles files or
+// kBatchBytes bytes (one ReadContents each).
+constexpr uint64_t kSmallFile = 256 << 10;
+constexpr size_t kBatchFiles = 256;
+constexpr uint64_t kBatchBytes = 4 << 20;
 
 std::string TrimSlashes(std::string s) {
   size_t begin = s.find_first_not_of('/');
@@ -230,6 +235,14 @@ Status TreeRestorer::RestoreFile(const EntryMeta& meta, const json& entry) {
   }
   // The name exists now; a writer thread fills it. The job owns copies of what it needs.
   if (meta.nlink > 1) restored_inodes_[meta.path] = meta.path;
+  if (!meta.sparse && meta.size <= kSmallFile) {
+    // Reopened by name when its batch is filled: a batch holds no descriptors while queued.
+    RETURN_IF_ERROR(fd.Close(temp));
+    batch_.push_back(SmallFile{meta, (*contents)[0], path, temp});
+    batch_bytes_ += meta.size;
+    if (batch_.size() >= kBatchFiles || batch_bytes_ >= kBatchBytes) SubmitBatch();
+    return Status::Ok();
+  }
   auto job = std::make_shared<std::tuple<int, EntryMeta, json, std::string, std::string>>(
       fd.Release(), meta, *contents, path, temp);
   writers_->Submit([this, job] {
@@ -261,7 +274,72 @@ Status TreeRestorer::FillFile(UniqueFd& fd, const EntryMeta& meta, const json& c
   return Status::Ok();
 }
 
+void TreeRestorer::SubmitBatch() {
+  if (batch_.empty()) return;
+  auto batch = std::make_shared<std::vector<SmallFile>>(std::move(batch_));
+  batch_.clear();
+  batch_bytes_ = 0;
+  writers_->Submit([this, batch] {
+    Status s = FillBatch(*batch);
+    if (!s.ok()) {
+      std::lock_guard lk(mu_);
+      if (error_.ok()) error_ = s;
+    }
+  });
+}
+
+Status TreeRestorer::FillBatch(std::vector<SmallFile>& files) {
+  std::vector<const json*> contents;
+  contents.reserve(files.size());
+  for (const SmallFile& f : files) contents.push_back(&f.content);
+  std::vector<Bytes> data(files.size());
+  Status read = source_.ReadContents(contents, [&](size_t i, ByteView b) {
+    if (b.size() > files[i].meta.size - data[i].size()) {
+      return Corruption("content of '" + Printable(files[i].path) + "' is longer than the " +
+                        std::to_string(files[i].meta.size) + " bytes the manifest says");
+    }
+    data[i].insert(data[i].end(), b.begin(), b.end());
+    return Status::Ok();
+  });
+  if (!read.ok()) {
+    for (const SmallFile& f : files) ::unlink(f.temp.c_str());  // no partial or wrong bytes
+    std::string which = "'" + Printable(files.front().path) + "'";
+    if (files.size() > 1) {
+      which = std::to_string(files.size()) + " small files, " + which + " to '" +
+              Printable(files.back().path) + "'";
+    }
+    return read.WithContext("restoring " + which);
+  }
+  Status first;
+  for (size_t i = 0; i < files.size(); ++i) {
+    Status s = WriteSmall(files[i], data[i]);
+    if (!s.ok()) {
+      ::unlink(files[i].temp.c_str());
+      if (first.ok()) first = s.WithContext("restoring '" + Printable(files[i].path) + "'");
+    }
+  }
+  return first;
+}
+
+Status TreeRestorer::WriteSmall(const SmallFile& f, const Bytes& data) {
+  if (data.size() != f.meta.size) {
+    return Corruption("content of '" + Printable(f.path) + "' has " +
+                      std::to_string(data.size()) + " bytes where the manifest says " +
+                      std::to_string(f.meta.size));
+  }
+  UniqueFd fd(::open(f.temp.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) return PathError("open", f.temp, errno);
+  if (!data.empty()) RETURN_IF_ERROR(WriteAllAt(fd.get(), data, 0, f.path));
+  RETURN_IF_ERROR(ApplyToFd(fd.get(), f.meta, f.path));
+  RETURN_IF_ERROR(fd.Close(f.temp));
+  if (f.temp != f.path && ::rename(f.temp.c_str(), f.path.c_str()) != 0) {
+    return PathError("rename over", f.path, errno);
+  }
+  return Status::Ok();
+}
+
 Status TreeRestorer::Drain() {
+  SubmitBatch();
   writers_.reset();  // finishes every queued job, then joins
   writers_ = std::make_unique<ThreadPool>(kWriterThreads, 4 * kWriterThreads);
   return FirstError();

@@ -59,6 +59,16 @@ class TreeRestorer {
                   const std::string& path, const std::string& temp);
   Status WriteContents(int fd, const EntryMeta& meta, const nlohmann::json& contents,
                        const std::string& path, Bytes& buffer);
+  // Small files are filled in batches: one ReadContents for many files, whose blobs sit back
+  // to back in the packs, so a remote repository answers them in a few large ranged GETs.
+  struct SmallFile {
+    EntryMeta meta;
+    nlohmann::json content;  // its one content list
+    std::string path, temp;
+  };
+  void SubmitBatch();
+  Status FillBatch(std::vector<SmallFile>& files);
+  Status WriteSmall(const SmallFile& file, const Bytes& data);
   // Waits for every file handed to the writers; returns the first failure.
   Status Drain();
   Status FirstError();
@@ -87,6 +97,8 @@ class TreeRestorer {
   // and errors like "already exists" stop the walk at once) and filled by writer threads, so
   // many small files restore in parallel.
   std::unique_ptr<ThreadPool> writers_;
+  std::vector<SmallFile> batch_;  // created, waiting to be filled (calling thread only)
+  uint64_t batch_bytes_ = 0;
   std::mutex mu_;  // guards error_, warnings_, and calls of options_.warn
   Status error_;
   std::vector<EntryMeta> dirs_;               // to fix up at the end, in creation order

@@ -28,6 +28,8 @@ void AddStatusCommand(CLI::App& app, Context& ctx, Action* run);
 // health, failover, monitor (cmd_failover.cc)
 void AddFailoverCommands(CLI::App& app, Context& ctx, Action* run);
 void AddWalCommands(CLI::App& app, Context& ctx, Action* run);  // wal-push, wal-fetch
+// verify-stack: the plan's consistency checks on a live or restored stack
+void AddVerifyStackCommand(CLI::App& app, Context& ctx, Action* run);
 
 // A site of the plan names its repository; any other value is a repository URL (cmd_copy.cc).
 Result<std::string> ResolveSiteOrUrl(Context& ctx, const std::string& value);

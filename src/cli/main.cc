@@ -25,7 +25,8 @@ int main(int argc, char** argv) {
       "Passphrase: --password-file, REPRISE_PASSWORD_FILE, REPRISE_PASSWORD, the plan's\n"
       "secrets.repository_password, or a prompt on a terminal; never an argument.\n"
       "Exit codes: 0 ok, 1 error, 2 usage or bad plan, 3 backup partial or with warnings,\n"
-      "10 repository locked, 11 wrong passphrase, 12 damage found. Docs: docs/commands/.");
+      "10 repository locked, 11 wrong passphrase, 12 damage (check) or orphans (verify-stack)\n"
+      "found. Docs: docs/commands/.");
   app.fallthrough();
   Context ctx;
   app.add_option("-r,--repo", ctx.opts.repo,
@@ -55,6 +56,7 @@ int main(int argc, char** argv) {
   AddWalCommands(app, ctx, &run);
   AddStatusCommand(app, ctx, &run);
   AddFailoverCommands(app, ctx, &run);
+  AddVerifyStackCommand(app, ctx, &run);
 
   try {
     app.parse(argc, argv);

@@ -1,5 +1,7 @@
-#include <algorithm>
 #include <unistd.h>
+
+#include <algorithm>
+#include <map>
 
 #include "cli/commands.h"
 #include "orchestrate/backup.h"
@@ -21,11 +23,13 @@ struct BackupFlags {
   std::vector<std::string> tags;
   std::vector<std::string> excludes;
   int wal_wait_s = 60;
+  int parallel = 4;
 };
 
 Result<BackupJob> BuildJob(Context& ctx, const BackupFlags& f) {
   BackupJob job;
   job.tags = f.tags;
+  job.parallel = f.parallel;
   if (!f.paths.empty()) {
     if (!f.components.empty())
       return InvalidArgument("give either PATHs or --component, not both");
@@ -77,6 +81,9 @@ void AddBackupCommand(CLI::App& app, Context& ctx, Action* run) {
   cmd->add_option("--wal-wait", f->wal_wait_s,
                   "postgres: seconds to wait for the WAL the point needs to reach the archive "
                   "(default 60); after that the backup exits 3 with a warning");
+  cmd->add_option("--parallel", f->parallel,
+                  "components backed up at once (default 4)")
+      ->check(CLI::Range(1, 64));
   cmd->callback([&ctx, run, f] {
     *run = [&ctx, f]() -> int {
       auto job = BuildJob(ctx, *f);
@@ -88,13 +95,29 @@ void AddBackupCommand(CLI::App& app, Context& ctx, Action* run) {
       if (!lock.ok()) return ctx.Fail(lock.status());
       auto st = (*repo)->LoadIndex();
       if (!st.ok()) return ctx.Fail(st);
+      // Components run side by side: one progress line with the latest figures of those
+      // heard from in the last half second (the others have finished).
+      using Steady = std::chrono::steady_clock;
+      std::map<std::string, std::pair<BackupTick, Steady::time_point>> seen;
       auto point = RunBackup(**repo, *job, ctx.clock, [&](const BackupTick& t) {
-        double rate = t.seconds > 0 ? static_cast<double>(t.bytes_read) / t.seconds : 0;
-        ctx.Progress("backup " + t.component + ": " + std::to_string(t.entries) + " entries, " +
-                     FormatBytes(t.bytes_read) + " read (" +
-                     FormatBytes(static_cast<uint64_t>(rate)) + "/s), " +
-                     FormatBytes(t.new_bytes) + " new, " + FormatBytes(t.stored_bytes) +
-                     " stored, " + FormatSeconds(t.seconds));
+        auto now = Steady::now();
+        seen[t.component] = {t, now};
+        std::map<std::string, BackupTick> latest;
+        for (const auto& [name, v] : seen)
+          if (now - v.second < std::chrono::milliseconds(500)) latest[name] = v.first;
+        std::string line = "backup";
+        for (const auto& [name, x] : latest) {
+          double rate = x.seconds > 0 ? static_cast<double>(x.bytes_read) / x.seconds : 0;
+          line += " " + name + ": " + std::to_string(x.entries) + " entries, " +
+                  FormatBytes(x.bytes_read) + " (" + FormatBytes(static_cast<uint64_t>(rate)) +
+                  "/s)";
+          if (latest.size() == 1)
+            line += ", " + FormatBytes(x.new_bytes) + " new, " + FormatBytes(x.stored_bytes) +
+                    " stored, " + FormatSeconds(x.seconds);
+          line += ";";
+        }
+        line.pop_back();
+        ctx.Progress(line);
       });
       ctx.EndProgress();
       if (!point.ok()) return ctx.Fail(point.status());
@@ -126,38 +149,58 @@ void AddBackupCommand(CLI::App& app, Context& ctx, Action* run) {
         ctx.Warn("warning: point " + p.id.Short() + " cannot be restored until its WAL is "
                  "archived: " + m);
       uint64_t warnings = wal_missing.size();
-      bool failed = false;
+      std::vector<const PointComponent*> failed;
       for (const auto& c : p.components) {
         warnings += c.warning_count;
-        failed = failed || c.status != "ok";
+        if (c.status != "ok") failed.push_back(&c);
       }
+      auto seconds_of = [](const PointComponent& c) {
+        return static_cast<double>(c.finished_ns - c.started_ns) / 1e9;
+      };
       if (ctx.opts.json) {
         nlohmann::json comps = nlohmann::json::array();
         for (const auto& c : p.components)
           comps.push_back({{"name", c.name}, {"kind", c.kind}, {"status", c.status},
-                           {"error", c.error}, {"stats", c.stats}, {"info", c.info},
-                           {"warnings", c.warnings}, {"warning_count", c.warning_count}});
-        ctx.PrintJson({{"point", p.id.Hex()}, {"status", p.status}, {"stats", p.stats},
-                       {"components", comps}});
+                           {"error", c.error}, {"started", FormatRfc3339(c.started_ns)},
+                           {"finished", FormatRfc3339(c.finished_ns)},
+                           {"seconds", seconds_of(c)}, {"position", PositionOf(c)},
+                           {"stats", c.stats}, {"info", c.info}, {"warnings", c.warnings},
+                           {"warning_count", c.warning_count}});
+        nlohmann::json names = nlohmann::json::array();
+        for (const auto* c : failed) names.push_back(c->name);
+        ctx.PrintJson({{"point", p.id.Hex()}, {"status", p.status}, {"failed", names},
+                       {"stats", p.stats}, {"components", comps}});
       } else {
         for (const auto& c : p.components) {
-          if (c.status != "ok") {
-            ctx.Warn("component '" + c.name + "' FAILED: " + c.error);
-            continue;
-          }
+          if (c.status != "ok") continue;
           for (const auto& w : c.warnings) ctx.Warn("warning: " + c.name + ": " + w);
           if (c.warning_count > c.warnings.size())
             ctx.Warn("warning: " + c.name + ": " +
                      std::to_string(c.warning_count - c.warnings.size()) + " more warnings");
-          ctx.Say(c.name + ": " + std::to_string(c.entries) + " entries, " +
-                  FormatBytes(c.stats.value("bytes", uint64_t{0})) + ", " +
-                  FormatBytes(c.stats.value("new_bytes", uint64_t{0})) + " new, " +
-                  FormatBytes(c.stats.value("stored_bytes", uint64_t{0})) + " stored");
+          std::string line = c.name + ": " + std::to_string(c.entries) + " entries, " +
+                             FormatBytes(c.stats.value("bytes", uint64_t{0}));
+          if (c.stats.contains("new_bytes"))
+            line += ", " + FormatBytes(c.stats.value("new_bytes", uint64_t{0})) + " new, " +
+                    FormatBytes(c.stats.value("stored_bytes", uint64_t{0})) + " stored";
+          line += ", " + FormatSeconds(seconds_of(c));
+          if (std::string pos = DescribePosition(c); !pos.empty()) line += ", " + pos;
+          ctx.Say(line);
         }
         ctx.Say(std::string(p.status == "partial" ? "PARTIAL point " : "point ") + p.id.Short() +
-                " saved in " + FormatSeconds(p.stats.value("seconds", 0.0)));
+                " saved in " + FormatSeconds(p.stats.value("seconds", 0.0)) + " (" +
+                FormatBytes(p.stats.value("new_bytes", uint64_t{0})) + " new, " +
+                FormatBytes(p.stats.value("stored_bytes", uint64_t{0})) + " stored)");
       }
-      if (failed || warnings) return kExitPartial;
+      // Which component failed and why, on stderr even with --json: the exit code says only
+      // that the point is partial.
+      for (const auto* c : failed)
+        ctx.Warn("component '" + c->name + "' FAILED after " + FormatSeconds(seconds_of(*c)) +
+                 ": " + c->error);
+      if (!failed.empty())
+        ctx.Warn("point " + p.id.Short() + " is PARTIAL: " + std::to_string(failed.size()) +
+                 " of " + std::to_string(p.components.size()) +
+                 " components failed and cannot be restored from it");
+      if (!failed.empty() || warnings) return kExitPartial;
       return kExitOk;
     };
   });

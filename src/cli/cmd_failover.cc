@@ -13,6 +13,8 @@
 #include "failover/monitor.h"
 #include "failover/rebuild.h"
 #include "health/health.h"
+#include "orchestrate/stack_restore.h"
+#include "repo/lock.h"
 
 namespace reprise::cli {
 
@@ -30,11 +32,50 @@ Result<const Plan*> NeedPlan(Context& ctx, const char* command) {
   return plan;
 }
 
+// A cold site's repository, opened with the site's credentials and the plan's passphrase.
+Result<std::unique_ptr<Repository>> OpenSiteRepository(Context& ctx, const Site& site) {
+  ASSIGN_OR_RETURN(std::string pass, ctx.Passphrase());
+  ASSIGN_OR_RETURN(std::unique_ptr<Repository> repo, ctx.OpenRepoAt(site.repository, &site, pass));
+  return repo;
+}
+
 failover::FailoverHooks Hooks(Context& ctx) {
   failover::FailoverHooks hooks;
   hooks.secrets = [&ctx](const std::string& name) { return ctx.SecretValue(name); };
   hooks.log = [&ctx](const std::string& line) {
     if (!ctx.opts.quiet && !ctx.opts.json) std::cerr << line << "\n";
+  };
+  // Failover to a cold site: its newest point, and the whole stack restored from it.
+  hooks.cold.latest_point = [&ctx](const Site& site) -> Result<nlohmann::json> {
+    ASSIGN_OR_RETURN(std::unique_ptr<Repository> repo, OpenSiteRepository(ctx, site));
+    ASSIGN_OR_RETURN(Point point, repo->ResolvePoint("latest"));
+    return nlohmann::json{{"id", point.id.Short()},
+                          {"time_unix_ms", point.time_ns / 1000000},
+                          {"status", point.status}};
+  };
+  hooks.cold.restore = [&ctx](const Site& site) -> Result<nlohmann::json> {
+    ASSIGN_OR_RETURN(const Plan* plan, ctx.LoadPlanIfAny());
+    if (!plan) return FailedPrecondition("no plan");
+    ASSIGN_OR_RETURN(std::unique_ptr<Repository> repo, OpenSiteRepository(ctx, site));
+    ASSIGN_OR_RETURN(std::unique_ptr<RepoLock> lock,
+                     RepoLock::Acquire(*repo, false, "restore", ctx.clock,
+                                       [&ctx](std::string m) { ctx.Warn("warning: " + m); }));
+    RETURN_IF_ERROR(repo->LoadIndex());
+    ASSIGN_OR_RETURN(Point point, repo->ResolvePoint("latest"));
+    StackRestoreOptions o;
+    o.pg_target.kind = RecoveryTarget::Kind::kEnd;  // everything archived, then promote
+    o.clock = &ctx.clock;
+    o.say = [&ctx](const std::string& line) {
+      if (!ctx.opts.quiet && !ctx.opts.json) std::cerr << "  " << line << "\n";
+    };
+    o.warn = [&ctx](const std::string& line) { ctx.Warn(line); };
+    ASSIGN_OR_RETURN(StackRestoreReport report,
+                     RestoreStack(*repo, point, *plan,
+                                  [&ctx](const std::string& n) { return ctx.SecretValue(n); },
+                                  o));
+    nlohmann::json j = report.ToJson();
+    j["point"] = point.id.Short();
+    return j;
   };
   return hooks;
 }
@@ -156,15 +197,7 @@ void AddFailoverCommands(CLI::App& app, Context& ctx, Action* run) {
       if (!out.status.ok()) return ctx.Fail(out.status);
       if (ctx.human()) {
         const auto& fig = out.journal.figures;
-        std::string rpo = "unknown (the old primary was not reachable)";
-        if (fig.contains("rpo_wal_bytes") && !fig["rpo_wal_bytes"].is_null()) {
-          rpo = std::to_string(fig["rpo_wal_bytes"].get<uint64_t>()) + " bytes of WAL";
-        } else if (!fig.contains("rpo_wal_bytes")) {
-          rpo = "-";
-        }
-        if (fig.contains("rpo_redis_bytes")) {
-          rpo += ", Redis " + std::to_string(fig["rpo_redis_bytes"].get<uint64_t>()) + " bytes";
-        }
+        std::string rpo = failover::DescribeRpo(fig);
         ctx.Say("failover to '" + out.journal.to + "' completed (journal " + out.journal.id +
                 ")");
         ctx.Say("RTO (start to first write on the new primary): " +
@@ -267,9 +300,8 @@ void AddFailoverCommands(CLI::App& app, Context& ctx, Action* run) {
         ctx.Say("failback to '" + fb->to + "' completed (journal " + out.journal.id + ")");
         ctx.Say("RTO (switchover start to first write): " +
                 FormatSeconds(fig.value("rto_seconds", 0.0)));
-        if (fig.contains("rpo_wal_bytes") && !fig["rpo_wal_bytes"].is_null()) {
-          ctx.Say("RPO (not replicated at promotion): " +
-                  std::to_string(fig["rpo_wal_bytes"].get<uint64_t>()) + " bytes of WAL");
+        if (fig.contains("rpo_wal_bytes")) {
+          ctx.Say("RPO (not replicated at promotion): " + failover::DescribeRpo(fig));
         }
         ctx.Say("site '" + *current + "': " + old_state);
       }

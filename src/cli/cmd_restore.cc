@@ -1,12 +1,11 @@
-#include <pwd.h>
-#include <unistd.h>
-
 #include <filesystem>
 
 #include "cli/commands.h"
 #include "components/files/posix.h"
 #include "orchestrate/pg_recovery.h"
+#include "orchestrate/pg_restore_steps.h"
 #include "orchestrate/restore.h"
+#include "orchestrate/stack_restore.h"
 #include "repo/lock.h"
 #include "repo/wal_store.h"
 
@@ -24,17 +23,10 @@ struct RestoreFlags {
   bool to_end = false, delta = false, start = false, no_archive = false, keep_spool = false;
   std::optional<int> port;
   std::string os_user;
-};
-
-// One physical postgres component being restored, with what its recovery needs.
-struct PgRestore {
-  double wal_seconds = 0;
-  const PointComponent* pc = nullptr;
-  const ComponentSpec* spec = nullptr;  // from the plan, when it has the component
-  std::string data_dir;
-  std::string os_user;
-  RecoveryTarget target;
-  WalNeeds needs;
+  // the whole stack (a plan and no --target)
+  bool no_start = false, no_health = false;
+  int parallel = 4;
+  double health_timeout_s = 30;
 };
 
 Result<RecoveryTarget> TargetFrom(const RestoreFlags& f) {
@@ -55,11 +47,63 @@ Result<RecoveryTarget> TargetFrom(const RestoreFlags& f) {
   return t;
 }
 
-std::string DefaultOsUser(const std::string& given, const ComponentSpec* spec) {
-  if (!given.empty()) return given;
-  if (spec && !spec->postgres.os_user.empty()) return spec->postgres.os_user;
-  if (geteuid() == 0 && getpwnam("postgres")) return "postgres";  // root cannot run postgres
-  return "";
+// `reprise restore` with a plan and no --target: every component back where the plan says,
+// tier by tier (orchestrate/stack_restore.h).
+int RestoreWholeStack(Context& ctx, const RestoreFlags& f, Repository& repo, const Point& point,
+                      const Plan& plan, const RecoveryTarget& target) {
+  StackRestoreOptions o{
+      .components = f.components,
+      .pg_target = target,
+      .start_postgres = !f.no_start,
+      .overwrite = f.overwrite,
+      .parallel = f.parallel,
+      .run_health = !f.no_health,
+      .health_timeout =
+          std::chrono::milliseconds(static_cast<int64_t>(std::max(0.0, f.health_timeout_s) * 1000)),
+      .include = f.include,
+      .pg_delta = f.delta,
+      .pg_port = f.port,
+      .pg_archive_off = f.no_archive,
+      .os_user = f.os_user,
+      .keep_wal_spool = f.keep_spool,
+      .clock = &ctx.clock,
+      .say = [&ctx](const std::string& line) { ctx.Say(line); },
+      .warn = [&ctx](const std::string& line) { ctx.Warn(line); }};
+  auto report = RestoreStack(repo, point, plan,
+                             [&ctx](const std::string& n) { return ctx.SecretValue(n); }, o);
+  if (!report.ok()) return ctx.Fail(report.status());
+  bool damaged = false, failed = false, skipped = false;
+  for (const auto& c : report->components) {
+    damaged = damaged || c.code == Code::kCorruption;
+    failed = failed || c.status == "failed";
+    skipped = skipped || c.status == "skipped";
+  }
+  for (const auto& t : report->tiers) failed = failed || t.status == "failed";
+  if (ctx.opts.json) {
+    nlohmann::json j = report->ToJson();
+    j["point"] = point.id.Hex();
+    ctx.PrintJson(j);
+  } else {
+    ctx.Say("");
+    for (const auto& c : report->components) {
+      std::string line = c.name + " (" + c.kind + ", tier " + c.tier + "): " + c.status;
+      if (c.status == "ok") {
+        line += " in " + FormatSeconds(c.seconds) + ", " + FormatBytes(c.bytes);
+        if (c.wal_seconds > 0) line += ", WAL fetched in " + FormatSeconds(c.wal_seconds);
+      } else if (!c.error.empty()) {
+        line += ": " + c.error;
+      }
+      ctx.Say(line);
+    }
+    std::string end = report->ok ? "restored point " : "point ";
+    ctx.Say(end + point.id.Short() + (report->ok ? "" : " NOT fully restored") + " in " +
+            std::to_string(report->tiers.size()) + " tier(s); measured RTO " +
+            FormatSeconds(report->seconds) + " (" + FormatBytes(report->bytes) + ")");
+  }
+  if (report->ok) return kExitOk;
+  if (damaged) return kExitDamage;
+  if (failed) return kExitError;
+  return skipped ? kExitPartial : kExitError;
 }
 
 }  // namespace
@@ -70,8 +114,8 @@ void AddRestoreCommand(CLI::App& app, Context& ctx, Action* run) {
   cmd->add_option("point", f->point, "point id (or a prefix of 4+ digits), or 'latest'");
   cmd->add_option("--target,--target-dir", f->target,
                   "directory to restore into (postgres: the data directory to write; redis: "
-                  "where dump.rdb goes); not needed for command components with a restore "
-                  "command, or redis components with restore.rdb_path, in the plan");
+                  "where dump.rdb goes); without it and with a plan, the whole stack is "
+                  "restored where the plan says, tier by tier");
   cmd->add_option("--component", f->components, "restore only this component (repeatable)");
   cmd->add_option("--include", f->include, "restore only this path and what is under it");
   cmd->add_flag("--overwrite", f->overwrite, "replace files that already exist in the target");
@@ -89,6 +133,16 @@ void AddRestoreCommand(CLI::App& app, Context& ctx, Action* run) {
   cmd->add_option("--os-user", f->os_user,
                   "postgres: owner of the restored files and user that runs the server "
                   "(default: the plan's os_user; 'postgres' when run as root)");
+  cmd->add_flag("--no-start", f->no_start,
+                "whole stack (a plan, no --target): leave restored postgres servers stopped");
+  cmd->add_flag("--no-health", f->no_health,
+                "whole stack: do not run the tiers' health checks");
+  cmd->add_option("--parallel", f->parallel,
+                  "whole stack: components of one tier restored at once (default 4)")
+      ->check(CLI::Range(1, 64));
+  cmd->add_option("--health-timeout", f->health_timeout_s,
+                  "whole stack: seconds a tier's failing health checks are retried (default 30)")
+      ->check(CLI::Range(0.0, 86400.0));
   cmd->callback([&ctx, run, f] {
     *run = [&ctx, f]() -> int {
       auto repo = ctx.OpenRepo();
@@ -108,28 +162,23 @@ void AddRestoreCommand(CLI::App& app, Context& ctx, Action* run) {
       if (!plan.ok()) return ctx.Fail(plan.status());
 
       if (f->target.empty()) {
-        // Only a command component with a restore command, or a redis component with a
-        // restore.rdb_path, in the plan needs no target.
+        if (*plan) return RestoreWholeStack(ctx, *f, **repo, *point, **plan, *target);
         for (const auto& pc : point->components) {
           bool wanted = f->components.empty() ||
                         std::find(f->components.begin(), f->components.end(), pc.name) !=
                             f->components.end();
-          if (!wanted || pc.status != "ok") continue;
-          const ComponentSpec* spec = *plan ? (*plan)->FindComponent(pc.name) : nullptr;
-          bool piped = (pc.kind == "command" && spec && spec->kind == ComponentKind::kCommand &&
-                        !spec->command.restore.empty()) ||
-                       (pc.kind == "redis" && spec && spec->kind == ComponentKind::kRedis &&
-                        !spec->redis.restore_rdb_path.empty());
-          if (!piped) {
-            return ctx.Fail(InvalidArgument("--target is required to restore component '" +
-                                            pc.name + "' (kind " + pc.kind + ")"));
-          }
+          if (wanted && pc.status == "ok")
+            return ctx.Fail(InvalidArgument(
+                "--target is required to restore component '" + pc.name + "' (kind " +
+                pc.kind + ") without a plan. HINT: give --target DIR, or --plan so that each "
+                "component goes back where the plan says"));
         }
       }
 
       // Physical postgres components: plan their WAL first, so that a gap is refused before
       // anything is written.
-      std::vector<PgRestore> pgs;
+      std::vector<PgRestoreStep> pgs;
+      std::vector<const ComponentSpec*> pg_specs;
       size_t selected = 0;
       for (const auto& pc : point->components)
         if (f->components.empty() ||
@@ -139,22 +188,13 @@ void AddRestoreCommand(CLI::App& app, Context& ctx, Action* run) {
         bool wanted = f->components.empty() ||
                       std::find(f->components.begin(), f->components.end(), pc.name) !=
                           f->components.end();
-        if (!wanted || pc.kind != "postgres" || pc.status != "ok" ||
-            pc.info.value("mode", "") != "physical")
-          continue;
-        PgRestore r;
-        r.pc = &pc;
-        r.spec = *plan ? (*plan)->FindComponent(pc.name) : nullptr;
-        r.data_dir = selected == 1 ? f->target : files::JoinPath(f->target, pc.name);
-        r.os_user = DefaultOsUser(f->os_user, r.spec);
-        r.target = *target;
-        nlohmann::json info = pc.info;
-        info["component"] = pc.name;
-        WalStore wal(**repo, pc.name, ctx.clock);
-        auto needs = PlanRecoveryWal(wal, info, r.target);
-        if (!needs.ok()) return ctx.Fail(needs.status());
-        r.needs = std::move(*needs);
-        pgs.push_back(std::move(r));
+        if (!wanted || pc.status != "ok" || !IsPhysicalPostgres(pc)) continue;
+        const ComponentSpec* spec = *plan ? (*plan)->FindComponent(pc.name) : nullptr;
+        std::string dir = selected == 1 ? f->target : files::JoinPath(f->target, pc.name);
+        auto step = PlanPgRestore(**repo, pc, dir, PgOsUser(f->os_user, spec), *target, ctx.clock);
+        if (!step.ok()) return ctx.Fail(step.status());
+        pgs.push_back(std::move(*step));
+        pg_specs.push_back(spec);
       }
       if (pgs.empty() && (target->kind != RecoveryTarget::Kind::kImmediate || f->start ||
                           f->delta || f->port))
@@ -164,33 +204,20 @@ void AddRestoreCommand(CLI::App& app, Context& ctx, Action* run) {
 
       // Fetch (and so authenticate) the WAL before writing the data directory: damaged WAL
       // must fail the restore before anything that looks like a data directory exists.
-      for (auto& r : pgs) {
-        std::error_code ec;
-        bool busy = false;
-        for (const auto& e : std::filesystem::directory_iterator(r.data_dir, ec))
-          if (e.path().filename() != "reprise-wal") busy = true;
-        if (busy && !f->delta)
-          return ctx.Fail(FailedPrecondition(
-              "target '" + r.data_dir + "' is not empty. HINT: restore into an empty directory, "
-              "or give --delta to update it in place (only blocks that differ are written)"));
-        auto w0 = std::chrono::steady_clock::now();
-        WalStore wal(**repo, r.pc->name, ctx.clock);
-        std::string spool = files::JoinPath(r.data_dir, "reprise-wal");
-        uint64_t seg = r.pc->info.value("wal_segment_size", pg::kDefaultSegmentSize);
-        auto st = FetchRecoveryWal(wal, r.needs, spool, seg, r.os_user, [&](size_t d, size_t t) {
-          ctx.Progress("fetch WAL " + r.pc->name + ": " + std::to_string(d) + "/" + std::to_string(t));
+      for (const auto& step : pgs)
+        if (auto st = CheckPgDataDir(step.data_dir, f->delta); !st.ok()) return ctx.Fail(st);
+      for (auto& step : pgs) {
+        auto st = FetchPgWal(**repo, step, ctx.clock, [&](size_t d, size_t t) {
+          ctx.Progress("fetch WAL " + step.component + ": " + std::to_string(d) + "/" +
+                       std::to_string(t));
         });
         ctx.EndProgress();
-        if (!st.ok()) {
-          std::filesystem::remove_all(spool, ec);
-          return ctx.Fail(st.WithContext("nothing was written to '" + r.data_dir + "'"));
-        }
-        r.wal_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
+        if (!st.ok()) return ctx.Fail(st);
       }
 
       nlohmann::json params = nlohmann::json::object();
       if (f->delta) params["delta"] = true;
-      if (!pgs.empty()) params["os_user"] = pgs.front().os_user;
+      if (!pgs.empty() && !pgs.front().os_user.empty()) params["os_user"] = pgs.front().os_user;
       RestoreJob job{.components = f->components,
                      .options = RestoreOptions{.target = f->target,
                                                .overwrite = f->overwrite,
@@ -198,9 +225,11 @@ void AddRestoreCommand(CLI::App& app, Context& ctx, Action* run) {
                                                .warn = [&](const std::string& m) {
                                                  ctx.Warn("warning: " + m);
                                                },
-                                               .params = params}};
+                                               .params = params},
+                     .plan = nullptr,
+                     .secrets = nullptr};
       if (pgs.size() == 1 && selected == 1) job.options.target = pgs.front().data_dir;
-      if (auto plan = ctx.LoadPlanIfAny(); plan.ok() && *plan) {
+      if (*plan) {
         job.plan = *plan;
         job.secrets = [&ctx](const std::string& n) { return ctx.SecretValue(n); };
       }
@@ -214,37 +243,35 @@ void AddRestoreCommand(CLI::App& app, Context& ctx, Action* run) {
       ctx.EndProgress();
       if (!report.ok()) return ctx.Fail(report.status());
 
-      // Recovery: WAL into the spool, settings, and (--start) the server.
+      // Recovery: settings, and (--start) the server.
       nlohmann::json recovery = nlohmann::json::array();
-      for (auto& r : pgs) {
-        std::string spool = files::JoinPath(r.data_dir, "reprise-wal");
-        double wal_s = r.wal_seconds;
-        RecoveryConfig rc{.spool_dir = spool, .target = r.target, .port = f->port,
-                          .archive_off = f->no_archive, .os_user = r.os_user};
-        if (auto wst = WriteRecoveryConfig(r.data_dir, rc); !wst.ok()) return ctx.Fail(wst);
-        nlohmann::json rj = {{"component", r.pc->name}, {"data_dir", r.data_dir},
-                             {"wal_files", r.needs.files.size()}, {"wal_seconds", wal_s},
-                             {"first_wal", r.needs.first}, {"last_wal", r.needs.last}};
-        ctx.Say(r.pc->name + ": " + std::to_string(r.needs.files.size()) +
-                " WAL file(s) fetched and verified (" + r.needs.first + " .. " + r.needs.last +
-                ") in " + FormatSeconds(wal_s));
+      for (size_t i = 0; i < pgs.size(); ++i) {
+        const PgRestoreStep& step = pgs[i];
+        const ComponentSpec* spec = pg_specs[i];
+        PgFinishOptions fo;
+        fo.port = f->port;
+        fo.archive_off = f->no_archive;
+        fo.start = f->start;
+        fo.keep_spool = f->keep_spool;
+        if (spec) {
+          fo.bin_dir = spec->postgres.bin_dir;
+          fo.start_command = spec->postgres.start_command;
+        }
+        nlohmann::json rj = {{"component", step.component}, {"data_dir", step.data_dir},
+                             {"wal_files", step.needs.files.size()},
+                             {"wal_seconds", step.wal_seconds}, {"first_wal", step.needs.first},
+                             {"last_wal", step.needs.last}};
+        ctx.Say(step.component + ": " + std::to_string(step.needs.files.size()) +
+                " WAL file(s) fetched and verified (" + step.needs.first + " .. " +
+                step.needs.last + ") in " + FormatSeconds(step.wal_seconds));
+        auto secs = FinishPgRestore(step, fo);
+        if (!secs.ok()) return ctx.Fail(secs.status().WithContext(step.component));
         if (f->start) {
-          StartOptions so;
-          if (r.spec) {
-            so.bin_dir = r.spec->postgres.bin_dir;
-            so.start_command = r.spec->postgres.start_command;
-          }
-          so.os_user = r.os_user;
-          auto secs = StartAndAwaitRecovery(r.data_dir, so);
-          if (!secs.ok()) return ctx.Fail(secs.status().WithContext(r.pc->name));
           rj["recovery_seconds"] = *secs;
-          if (!f->keep_spool) {
-            std::error_code ec;
-            std::filesystem::remove_all(spool, ec);
-          }
-          ctx.Say(r.pc->name + ": server started, recovery finished in " + FormatSeconds(*secs));
+          ctx.Say(step.component + ": server started, recovery finished in " +
+                  FormatSeconds(*secs));
         } else {
-          ctx.Say(r.pc->name + ": ready to start: pg_ctl -D " + r.data_dir +
+          ctx.Say(step.component + ": ready to start: pg_ctl -D " + step.data_dir +
                   " start (recovery settings are in postgresql.auto.conf)");
         }
         recovery.push_back(rj);

@@ -23,9 +23,9 @@ namespace {
 
 using std::chrono::milliseconds;
 
-const std::vector<std::string> kSteps = {"check-target", "fence",       "catch-up",
-                                         "promote",      "first-write", "demote-old",
-                                         "dns",          "monitoring",  "notify"};
+const std::vector<std::string> kSteps = {
+    "check-target", "fence",      "catch-up", "provision",  "restore", "promote",
+    "first-write",  "demote-old", "dns",      "monitoring", "notify"};
 
 std::string Join(const std::vector<std::string>& parts, const char* sep) {
   std::string out;
@@ -74,7 +74,12 @@ class Machine {
   Status CheckTarget();
   Status Fence();
   Status CatchUp();
+  Status Provision();
+  Status Restore();
   Status Promote();
+  bool cold() const { return to_->role == SiteRole::kCold; }
+  Status CheckColdTarget();
+  Status ArchiveForCold();
   Status FirstWrite();
   Status DemoteOld();
   Status Dns();
@@ -134,7 +139,35 @@ Status Machine::Refuse(const std::string& step, const std::string& why) {
   return FailedPrecondition(fmt::format("failover to '{}' refused at {}: {}", j_.to, step, why));
 }
 
+Status Machine::CheckColdTarget() {
+  if (!hooks_.cold.latest_point || !hooks_.cold.restore) {
+    return Refuse("check-target", fmt::format("site '{}' is cold: failing over to it restores "
+                                              "its repository, which this caller cannot open",
+                                              to_->name));
+  }
+  Result<nlohmann::json> point = hooks_.cold.latest_point(*to_);
+  if (!point.ok()) {
+    std::string why = fmt::format("site '{}' is cold and its repository has no restorable "
+                                  "point: {}",
+                                  to_->name, point.status().message());
+    return Refuse("check-target", why);
+  }
+  double age = (NowUnixMs() - point->value("time_unix_ms", int64_t{0})) / 1000.0;
+  nlohmann::json facts = {{"cold", true}, {"point", *point}, {"point_age_seconds", age}};
+  return Record("check-target", "done",
+                fmt::format("cold site: newest point {} ({}, {} old){}",
+                            point->value("id", std::string("?")),
+                            point->value("status", std::string("?")),
+                            FormatDuration(std::chrono::seconds(static_cast<int64_t>(age))),
+                            to_->provision.empty()
+                                ? ""
+                                : fmt::format("; {} provision command(s) to run",
+                                              to_->provision.size())),
+                facts);
+}
+
 Status Machine::CheckTarget() {
+  if (cold()) return CheckColdTarget();
   bool primary_down = o_.unplanned;
   if (!primary_down && !from_->endpoints.postgres.empty()) {
     ASSIGN_OR_RETURN(PgNode old, Pg(*from_));
@@ -241,7 +274,113 @@ Status Machine::Fence() {
   return Record("fence", "done", Join(done, "; "), facts);
 }
 
+Status Machine::ArchiveForCold() {
+  nlohmann::json fence = Facts("fence");
+  if (!fence.value("pg_fenced", false) || !fence.contains("pg_lsn")) {
+    return Record("catch-up", "skipped",
+                  "cold site: the old PostgreSQL was not fenced; the restore replays what "
+                  "was archived before it went away");
+  }
+  ASSIGN_OR_RETURN(PgNode old, Pg(*from_));
+  uint64_t lsn = fence["pg_lsn"].get<uint64_t>();
+  milliseconds timeout =
+      std::chrono::duration_cast<milliseconds>(plan_.failover.catchup_timeout);
+  Result<bool> archived = AwaitPostgresArchived(old, lsn, timeout);
+  if (archived.ok() && !*archived) {
+    return Record("catch-up", "done",
+                  "cold site: the old primary does not archive (archive_mode off); the "
+                  "restore has the WAL that wal-stream saved",
+                  {{"archived", nullptr}});
+  }
+  if (!archived.ok()) {
+    if (!o_.force) {
+      std::vector<std::string> unfenced;
+      if (from_->fence_command.empty()) {
+        Status s = UnfencePostgres(old);
+        unfenced.push_back(s.ok() ? "postgres unfenced" : "postgres unfence failed: " +
+                                                              s.message());
+      }
+      if (fence.value("redis_fenced", false)) {
+        ASSIGN_OR_RETURN(RedisNode r, Redis(*from_));
+        Status s = UnfenceRedis(r);
+        unfenced.push_back(s.ok() ? "redis unpaused" : "redis unpause failed: " + s.message());
+      }
+      j_.state = "refused";
+      std::string why = fmt::format("the old primary's WAL up to {} is not archived: {}; {}",
+                                    pg::FormatLsn(lsn), archived.status().message(),
+                                    unfenced.empty() ? "old primary untouched"
+                                                     : Join(unfenced, ", "));
+      RETURN_IF_ERROR(Record("catch-up", "failed", why));
+      return FailedPrecondition(fmt::format(
+          "failover to '{}' refused: {}; HINT: fix archiving and retry, or pass --force to "
+          "accept the loss",
+          j_.to, why));
+    }
+    return Record("catch-up", "done",
+                  fmt::format("forced past: {}", archived.status().message()),
+                  {{"archived", false}});
+  }
+  return Record("catch-up", "done",
+                fmt::format("cold site: the old primary's WAL is archived up to {}",
+                            pg::FormatLsn(lsn)),
+                {{"archived", true}, {"pg_lsn", lsn}});
+}
+
+Status Machine::Provision() {
+  if (!cold()) return Record("provision", "skipped", "not a cold site");
+  if (to_->provision.empty()) {
+    return Record("provision", "skipped", "the site has no provision commands");
+  }
+  nlohmann::json ran = nlohmann::json::array();
+  for (size_t i = 0; i < to_->provision.size(); ++i) {
+    Log(fmt::format("provision {}/{}: {}", i + 1, to_->provision.size(), to_->provision[i]));
+    ASSIGN_OR_RETURN(SubprocessResult r,
+                     RunSubprocess({.argv = {"/bin/sh", "-c", to_->provision[i]},
+                                    .timeout = std::chrono::hours(2)}));
+    if (!r.success()) {
+      return Unavailable(fmt::format("provision command {} of site '{}' failed: {}", i + 1,
+                                     to_->name, r.Describe()));
+    }
+    ran.push_back(to_->provision[i]);
+  }
+  return Record("provision", "done", fmt::format("{} command(s) ran", ran.size()),
+                {{"commands", ran}});
+}
+
+Status Machine::Restore() {
+  if (!cold()) return Record("restore", "skipped", "not a cold site");
+  Log(fmt::format("restoring the stack from the repository of '{}'", to_->name));
+  ASSIGN_OR_RETURN(nlohmann::json report, hooks_.cold.restore(*to_));
+  if (!report.value("ok", false)) {
+    std::string why = "the whole-stack restore did not complete";
+    for (const auto& c : report.value("components", nlohmann::json::array())) {
+      if (c.value("status", "") == "failed") {
+        why += fmt::format("; {}: {}", c.value("name", "?"), c.value("error", "?"));
+      }
+    }
+    return Unavailable(why);
+  }
+  std::vector<health::HealthResult> results = health::RunChecks(to_->health, hooks_.secrets);
+  std::vector<std::string> failed;
+  nlohmann::json checks = nlohmann::json::array();
+  for (const auto& r : results) {
+    checks.push_back(r.ToJson());
+    if (!r.ok) failed.push_back(fmt::format("{}: {}", r.name, r.detail));
+  }
+  nlohmann::json facts = {{"report", report}, {"checks", checks}};
+  if (!failed.empty() && !o_.force) {
+    return Unavailable(fmt::format("restored, but site '{}' is unhealthy: {}", to_->name,
+                                   Join(failed, "; ")));
+  }
+  return Record("restore", "done",
+                fmt::format("restored in {:.2f} s; {} health check(s) {}",
+                            report.value("seconds", 0.0), results.size(),
+                            failed.empty() ? "passed" : "failed (forced past)"),
+                facts);
+}
+
 Status Machine::CatchUp() {
+  if (cold()) return ArchiveForCold();
   nlohmann::json fence = Facts("fence");
   nlohmann::json facts = nlohmann::json::object();
   std::vector<std::string> lines;
@@ -326,8 +465,9 @@ Status Machine::Promote() {
   nlohmann::json facts = nlohmann::json::object();
   if (!to_->endpoints.postgres.empty()) {
     ASSIGN_OR_RETURN(PgNode node, Pg(*to_));
-    // The replica's position right before promotion: what the new timeline starts from.
-    Result<uint64_t> before = PostgresReplicaLsn(node);
+    // The replica's position right before promotion: what the new timeline starts from. A
+    // restored cold site is a primary already: its position is where its replay ended.
+    Result<uint64_t> before = cold() ? PostgresLsn(node) : PostgresReplicaLsn(node);
     if (before.ok()) facts["pg_lsn_at_promotion"] = *before;
     RETURN_IF_ERROR(PromotePostgres(node).WithContext("promoting postgres"));
     lines.push_back("postgres promoted");
@@ -366,7 +506,9 @@ Status Machine::FirstWrite() {
     uint64_t old_lsn = fence["pg_lsn"].get<uint64_t>();
     uint64_t new_lsn = promote["pg_lsn_at_promotion"].get<uint64_t>();
     j_.figures["rpo_wal_bytes"] = old_lsn > new_lsn ? old_lsn - new_lsn : 0;
-    j_.figures["rpo_exact"] = fence.value("pg_fenced", false);
+    // Exact only when the primary was fenced and a replica measured its own position; from a
+    // position seen earlier (down primary) or after a restore, it is a lower bound.
+    j_.figures["rpo_exact"] = fence.value("pg_fenced", false) && !cold();
   } else if (!to_->endpoints.postgres.empty()) {
     j_.figures["rpo_wal_bytes"] = nullptr;  // the old primary's position is not known
   }
@@ -374,6 +516,12 @@ Status Machine::FirstWrite() {
     uint64_t old_off = fence["redis_offset"].get<uint64_t>();
     uint64_t new_off = promote["redis_offset_at_promotion"].get<uint64_t>();
     j_.figures["rpo_redis_bytes"] = old_off > new_off ? old_off - new_off : 0;
+  }
+  if (cold()) {
+    nlohmann::json check = Facts("check-target");
+    if (check.contains("point_age_seconds")) {
+      j_.figures["point_age_seconds"] = check["point_age_seconds"];
+    }
   }
   if (lines.empty()) return Record("first-write", "skipped", "no database endpoints");
   return Record("first-write", "done",
@@ -428,18 +576,10 @@ Status Machine::Notify() {
   double rto = j_.figures.value("rto_seconds", Elapsed());
   event.title = fmt::format("failover from '{}' to '{}' completed, RTO {:.2f} s", j_.from, j_.to,
                             rto);
-  std::string rpo = "unknown";
-  if (j_.figures.contains("rpo_wal_bytes") && !j_.figures["rpo_wal_bytes"].is_null()) {
-    rpo = fmt::format("{} of WAL", FormatSize(j_.figures["rpo_wal_bytes"].get<uint64_t>()));
-  }
   event.text = fmt::format(
       "site: {}\nfrom: {}\nreason: {}\nRTO (start to first write): {:.2f} s\nRPO (not "
-      "replicated at promotion): {}{}\njournal: {}",
-      j_.to, j_.from, j_.reason, rto, rpo,
-      j_.figures.contains("rpo_redis_bytes")
-          ? fmt::format(", Redis {} bytes", j_.figures["rpo_redis_bytes"].get<uint64_t>())
-          : "",
-      j_.id);
+      "replicated at promotion): {}\njournal: {}",
+      j_.to, j_.from, j_.reason, rto, DescribeRpo(j_.figures), j_.id);
   event.data = j_.figures;
   event.data["site"] = j_.to;
   event.data["from"] = j_.from;
@@ -468,7 +608,8 @@ Status Machine::Run() {
   using StepFn = Status (Machine::*)();
   const std::vector<std::pair<std::string, StepFn>> steps = {
       {"check-target", &Machine::CheckTarget}, {"fence", &Machine::Fence},
-      {"catch-up", &Machine::CatchUp},         {"promote", &Machine::Promote},
+      {"catch-up", &Machine::CatchUp},         {"provision", &Machine::Provision},
+      {"restore", &Machine::Restore},          {"promote", &Machine::Promote},
       {"first-write", &Machine::FirstWrite},   {"demote-old", &Machine::DemoteOld},
       {"dns", &Machine::Dns},                  {"monitoring", &Machine::Monitoring},
       {"notify", &Machine::Notify}};
@@ -512,6 +653,32 @@ Result<std::string> LookupSecret(const SecretLookup& secrets, const std::string&
   return secrets(name);
 }
 
+std::string DescribeRpo(const nlohmann::json& fig) {
+  std::string rpo;
+  if (!fig.contains("rpo_wal_bytes")) {
+    rpo = "-";
+  } else if (fig["rpo_wal_bytes"].is_null()) {
+    rpo = "unknown (the old primary's last position was never seen)";
+  } else {
+    bool exact = fig.value("rpo_exact", false);
+    rpo = fmt::format("{}{} bytes of WAL", exact ? "" : "at least ",
+                      fig["rpo_wal_bytes"].get<uint64_t>());
+    if (!exact) {
+      rpo += fig.contains("point_age_seconds")
+                 ? " (against the restored server's position after its recovery)"
+                 : " (from the old primary's last position seen, not a fenced one)";
+    }
+  }
+  if (fig.contains("rpo_redis_bytes")) {
+    rpo += fmt::format(", Redis {} bytes", fig["rpo_redis_bytes"].get<uint64_t>());
+  }
+  if (fig.contains("point_age_seconds")) {
+    rpo += fmt::format("; restored from a point {:.0f} s old (plus the WAL archived after it)",
+                       fig["point_age_seconds"].get<double>());
+  }
+  return rpo;
+}
+
 Result<std::string> CurrentPrimary(const Plan& plan) {
   JournalStore store(plan.failover.state_dir);
   ASSIGN_OR_RETURN(std::string active, store.ActiveSite());
@@ -539,18 +706,31 @@ Result<std::vector<std::string>> DescribeFailover(const Plan& plan, const Failov
   out.push_back(fmt::format("3. catch-up: wait up to {} for the replicas; refuse beyond {}",
                             FormatDuration(plan.failover.catchup_timeout),
                             FormatSize(plan.failover.max_lag_bytes)));
-  out.push_back(fmt::format("4. promote: {}{}",
+  bool cold = to->role == SiteRole::kCold;
+  if (cold) {
+    out[1] = fmt::format("1. check-target: '{}' is cold: its repository must hold a point",
+                         o.to);
+    out[3] = "3. catch-up: switch and archive the fenced primary's last WAL segment";
+  }
+  out.push_back(cold ? fmt::format("4. provision: {} command(s) of '{}'", to->provision.size(),
+                                   o.to)
+                     : "4. provision: nothing (not a cold site)");
+  out.push_back(cold ? fmt::format("5. restore: the whole stack from '{}' ({}), tier by tier, "
+                                   "then its {} health check(s)",
+                                   o.to, to->repository, to->health.size())
+                     : "5. restore: nothing (not a cold site)");
+  out.push_back(fmt::format("6. promote: {}{}",
                             to->endpoints.postgres.empty() ? "" : "pg_promote() ",
                             to->endpoints.redis.empty() ? "" : "REPLICAOF NO ONE"));
-  out.push_back("5. first-write: wait until the new primaries accept a write (RTO)");
-  out.push_back("6. demote-old: the old Redis primary replicates from the new one");
+  out.push_back("7. first-write: wait until the new primaries accept a write (RTO)");
+  out.push_back("8. demote-old: the old Redis primary replicates from the new one");
   out.push_back(plan.failover.dns
-                    ? fmt::format("7. dns: {} -> {}", plan.failover.dns->record, to->dns_value)
-                    : "7. dns: nothing (no failover.dns)");
+                    ? fmt::format("9. dns: {} -> {}", plan.failover.dns->record, to->dns_value)
+                    : "9. dns: nothing (no failover.dns)");
   out.push_back(plan.failover.monitoring_file.empty()
-                    ? "8. monitoring: nothing (no failover.monitoring_file)"
-                    : fmt::format("8. monitoring: rewrite '{}'", plan.failover.monitoring_file));
-  out.push_back(fmt::format("9. notify: {} channel(s)", plan.notifications.channels.size()));
+                    ? "10. monitoring: nothing (no failover.monitoring_file)"
+                    : fmt::format("10. monitoring: rewrite '{}'", plan.failover.monitoring_file));
+  out.push_back(fmt::format("11. notify: {} channel(s)", plan.notifications.channels.size()));
   return out;
 }
 

@@ -2,6 +2,8 @@
 // (docs/commands/failover.md). Steps, in order:
 //
 //   check-target  the target site's health checks and database endpoints; refuses when unhealthy.
+//                 A cold target (role cold) has nothing running yet: its repository must hold
+//                 a restorable point instead
 //                 The checks' `role` is ignored here (the target is a replica about to be
 //                 promoted); when the old primary is down, so are a replica's link to it and
 //                 its replay delay, and those two are not held against the target
@@ -10,8 +12,14 @@
 //                 primary is unreachable (unplanned failover)
 //   catch-up      the target's replicas replay up to the fenced position, bounded by
 //                 failover.catchup_timeout; more than failover.max_lag behind refuses (and
-//                 unfences) unless forced
-//   promote       pg_promote() / REPLICAOF NO ONE on the target
+//                 unfences) unless forced. Cold target: the fenced primary's last WAL
+//                 segment is switched and archived (archive_mode on), so the restore has it
+//   provision     cold target only: the site's provision commands (terraform, helm ...), in order
+//   restore       cold target only: the whole stack restored from the site's own repository
+//                 (its newest point, PostgreSQL replayed to the end of the archived WAL), then
+//                 the site's health checks must pass
+//   promote       pg_promote() / REPLICAOF NO ONE on the target (a restored cold site's
+//                 servers are primaries already: this only lifts a fence they may carry)
 //   first-write   the new primaries accept a write: the RTO is measured up to here
 //   demote-old    the old Redis primary becomes a replica of the new one (when reachable)
 //   dns           failover.dns points the record at the target's dns_value, then waits until
@@ -28,6 +36,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "common/result.h"
 #include "failover/journal.h"
@@ -55,10 +65,28 @@ struct FailoverOptions {
 // The value of the secret `name`, or "" when `name` is empty (no secret configured).
 Result<std::string> LookupSecret(const SecretLookup& secrets, const std::string& name);
 
+// What a failover to a cold site needs from outside this module (the CLI opens the site's
+// repository with its credentials and passphrase).
+struct ColdSiteHooks {
+  // The newest restorable point of the site's repository: {"id", "time_unix_ms", "status"};
+  // kNotFound when there is none.
+  std::function<Result<nlohmann::json>(const Site& site)> latest_point;
+  // Restores the whole stack from the site's repository (orchestrate/stack_restore.h) and
+  // returns its report as JSON ({"ok", "seconds", "components", ...}); an error or
+  // "ok": false fails the step.
+  std::function<Result<nlohmann::json>(const Site& site)> restore;
+};
+
 struct FailoverHooks {
   SecretLookup secrets;
   std::function<void(const std::string& line)> log;  // one line per step, for people
+  ColdSiteHooks cold;
 };
+
+// The RPO figures of a journal for people, one phrase: "at least 1234 bytes of WAL (from the
+// old primary's last position seen, not a fenced one), Redis 0 bytes", "0 bytes of WAL",
+// "unknown (...)"; "-" when no database was failed over.
+std::string DescribeRpo(const nlohmann::json& figures);
 
 // The site that is primary now: the journal's active site, else the plan's primary.
 Result<std::string> CurrentPrimary(const Plan& plan);

@@ -194,12 +194,7 @@ MonitorReport RunMonitor(const Plan& plan, const MonitorOptions& options,
               }
               log(fmt::format("monitor: failover to '{}' completed: RTO {:.2f} s, RPO {}", to,
                               out.journal.figures.value("rto_seconds", 0.0),
-                              out.journal.figures.contains("rpo_wal_bytes") &&
-                                      !out.journal.figures["rpo_wal_bytes"].is_null()
-                                  ? fmt::format("{} bytes of WAL",
-                                                out.journal.figures["rpo_wal_bytes"]
-                                                    .get<uint64_t>())
-                                  : std::string("unknown")));
+                              DescribeRpo(out.journal.figures)));
             } else {
               log(fmt::format("monitor: failover to '{}' failed: {}", to,
                               out.status.message()));

@@ -104,6 +104,38 @@ Status PromotePostgres(const PgNode& node) {
   return conn->Query("SELECT pg_reload_conf()").status();
 }
 
+Result<bool> AwaitPostgresArchived(const PgNode& node, uint64_t lsn, milliseconds timeout) {
+  ASSIGN_OR_RETURN(auto conn, OpenPg(node));
+  ASSIGN_OR_RETURN(std::string mode, One(*conn, "SHOW archive_mode"));
+  if (mode == "off") return false;
+  // The segment holding the last byte before `lsn` (at a segment boundary, the one before).
+  ASSIGN_OR_RETURN(std::string want,
+                   One(*conn, fmt::format("SELECT pg_walfile_name('{}')",
+                                          pg::FormatLsn(lsn > 0 ? lsn - 1 : 0))));
+  // The fence made new sessions read-only; this one only switches segments.
+  RETURN_IF_ERROR(conn->Query("SET default_transaction_read_only = off").status());
+  RETURN_IF_ERROR(conn->Query("SELECT pg_switch_wal()").status());
+  Clock::time_point deadline = Clock::now() + timeout;
+  // After the switch the segment is complete: it is archived once its .ready status file is
+  // gone (pg_stat_archiver's last_archived_wal may name a later .backup file instead).
+  const std::string ready_sql = fmt::format(
+      "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name = '{}.ready'", want);
+  std::string last;
+  while (true) {
+    ASSIGN_OR_RETURN(std::string pending, One(*conn, ready_sql));
+    if (pending == "0") return true;
+    if (Clock::now() >= deadline) {
+      ASSIGN_OR_RETURN(last, One(*conn, "SELECT coalesce(last_archived_wal, '') || ' (' || "
+                                        "failed_count || ' failed attempts)' FROM "
+                                        "pg_stat_archiver"));
+      return Unavailable(fmt::format(
+          "'{}' has not archived '{}' (the segment holding its last write); last archived: {}",
+          conn->Describe(), want, last));
+    }
+    std::this_thread::sleep_for(kPoll);
+  }
+}
+
 Status AwaitPostgresWrite(const PgNode& node, milliseconds timeout) {
   Clock::time_point deadline = Clock::now() + timeout;
   Status last;

@@ -35,6 +35,12 @@ Result<uint64_t> PostgresReplicaLsn(const PgNode& replica);
 // pg_promote(wait => true); OK when it is already a primary. Then clears a fence left in its
 // configuration by an earlier failover.
 Status PromotePostgres(const PgNode& node);
+// A fenced primary whose WAL goes to an archive (archive_mode on): switches to a new segment
+// and waits until the archiver has archived the one holding `lsn`. Returns false when the
+// server does not archive (archive_mode off: WAL reaches reprise by wal-stream, if at all);
+// kUnavailable when the archiver has not caught up in time.
+Result<bool> AwaitPostgresArchived(const PgNode& node, uint64_t lsn,
+                                   std::chrono::milliseconds timeout);
 // Retries a WAL-writing statement (pg_logical_emit_message) until it succeeds or the timeout
 // passes: the moment the new primary accepts writes.
 Status AwaitPostgresWrite(const PgNode& node, std::chrono::milliseconds timeout);

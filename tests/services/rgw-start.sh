@@ -108,7 +108,7 @@ osd op num threads per shard = 2
 # radosgw forces ms_mon_client_mode=secure + cephx by default; undo that for auth=none
 ms mon client mode = crc
 auth client required = none
-rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT
+rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1
 rgw data = $D/rgw
 rgw thread pool size = 32
 EOF

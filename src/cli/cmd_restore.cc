@@ -26,6 +26,8 @@ struct RestoreFlags {
   // the whole stack (a plan and no --target)
   bool no_start = false, no_health = false;
   int parallel = 4;
+  // s3 and qdrant components
+  bool delete_extra = false, force = false;
   double health_timeout_s = 30;
 };
 
@@ -47,6 +49,14 @@ Result<RecoveryTarget> TargetFrom(const RestoreFlags& f) {
   return t;
 }
 
+// --delete and --force, for the components that read them.
+nlohmann::json KindParams(const RestoreFlags& f) {
+  nlohmann::json params = nlohmann::json::object();
+  if (f.delete_extra) params["delete"] = true;
+  if (f.force) params["force"] = true;
+  return params;
+}
+
 // `reprise restore` with a plan and no --target: every component back where the plan says,
 // tier by tier (orchestrate/stack_restore.h).
 int RestoreWholeStack(Context& ctx, const RestoreFlags& f, Repository& repo, const Point& point,
@@ -66,6 +76,7 @@ int RestoreWholeStack(Context& ctx, const RestoreFlags& f, Repository& repo, con
       .pg_archive_off = f.no_archive,
       .os_user = f.os_user,
       .keep_wal_spool = f.keep_spool,
+      .params = KindParams(f),
       .clock = &ctx.clock,
       .say = [&ctx](const std::string& line) { ctx.Say(line); },
       .warn = [&ctx](const std::string& line) { ctx.Warn(line); }};
@@ -140,6 +151,11 @@ void AddRestoreCommand(CLI::App& app, Context& ctx, Action* run) {
   cmd->add_option("--parallel", f->parallel,
                   "whole stack: components of one tier restored at once (default 4)")
       ->check(CLI::Range(1, 64));
+  cmd->add_flag("--delete", f->delete_extra,
+                "s3: delete the objects under the target prefix that are not in the point "
+                "(after every object is uploaded)");
+  cmd->add_flag("--force", f->force,
+                "qdrant: restore a snapshot taken by another Qdrant minor version");
   cmd->add_option("--health-timeout", f->health_timeout_s,
                   "whole stack: seconds a tier's failing health checks are retried (default 30)")
       ->check(CLI::Range(0.0, 86400.0));
@@ -215,7 +231,7 @@ void AddRestoreCommand(CLI::App& app, Context& ctx, Action* run) {
         if (!st.ok()) return ctx.Fail(st);
       }
 
-      nlohmann::json params = nlohmann::json::object();
+      nlohmann::json params = KindParams(*f);
       if (f->delta) params["delta"] = true;
       if (!pgs.empty() && !pgs.front().os_user.empty()) params["os_user"] = pgs.front().os_user;
       RestoreJob job{.components = f->components,

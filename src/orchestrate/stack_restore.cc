@@ -129,6 +129,7 @@ void RestoreOne(Repository& repo, ThreadPool& pool, const Planned& p,
   RestoreOptions ro;
   ro.target = p.target;
   ro.overwrite = o.overwrite;
+  if (o.params.is_object()) ro.params = o.params;
   if (p.pc->kind == "files") ro.include = o.include;
   ro.warn = [&lines, name = r.name](const std::string& m) {
     lines.Warn("warning: " + name + ": " + m);

@@ -54,6 +54,9 @@ struct StackRestoreOptions {
   bool pg_archive_off = false;  // archive_mode = off (drills beside the live primary)
   std::string os_user;          // postgres: instead of the plan's os_user
   bool keep_wal_spool = false;  // keep <data_dir>/reprise-wal after recovery
+  // Kind-specific RestoreOptions::params added for every component (s3: {"delete": true};
+  // qdrant: {"force": true}); components ignore keys they do not know.
+  nlohmann::json params = nlohmann::json::object();
   const Clock* clock = nullptr;  // WAL store records; null: the system clock
   // One line per event ("tier critical: 3 components", "postgres: restored in 4.2 s"), for a
   // terminal or a log; may be null. Called from several threads, never at once.

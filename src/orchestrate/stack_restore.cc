@@ -93,7 +93,7 @@ Status Place(const PointComponent& pc, const ComponentSpec& spec, Planned* out) 
       return Status::Ok();
     case ComponentKind::kCommand:
       if (spec.command.restore.empty()) return NoPlace(pc.name, "restore", "the saved output");
-      out->place = "restore command";
+      out->place = "its restore command";
       return Status::Ok();
     case ComponentKind::kQdrant:
       if (spec.qdrant.url.empty()) return NoPlace(pc.name, "url", "the snapshot");

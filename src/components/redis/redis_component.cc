@@ -546,9 +546,20 @@ Status RedisComponent::Restore(const json& info, RestoreSource& source,
   // Up and loaded?
   std::unique_ptr<Client> client;
   auto deadline = Clock::now() + o.load_timeout;
+  // A server that loads a big RDB answers (LOADING) long before it is done; one that never
+  // answers did not start (a port in use, a bad flag): that is known much sooner.
+  auto answer_deadline = Clock::now() + std::min(o.load_timeout, std::chrono::milliseconds(30000));
+  bool answered = false;
   Status last;
   for (;;) {
     auto c = TryConnect(*address, o.password, o.timeout);
+    if (c.ok() || c.status().message().find("LOADING") != std::string::npos) answered = true;
+    if (!answered && Clock::now() > answer_deadline) {
+      return Unavailable(fmt::format(
+          "redis '{}' does not answer 30 s after its start command: HINT: see the server's "
+          "log (a port in use, a bad flag, a wrong dir)",
+          where));
+    }
     if (c.ok()) {
       auto p = redis::Info(**c, "persistence");
       if (p.ok() && InfoStr(*p, "loading") == "0") {

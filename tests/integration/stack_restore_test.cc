@@ -260,7 +260,9 @@ TEST_F(StackRestoreTest, WholeStackBackupAndOrderedRestore) {
              "archive_command = '" + bin_ + " --plan " + plan_ + " wal-push %p'"};
   auto pg = PgServer::Create(base_ + "/pg", "primary", po);
   ASSERT_TRUE(pg);
-  ASSERT_TRUE(pg->Sql("CREATE TABLE marker(note text); INSERT INTO marker VALUES ('stack')"));
+  ASSERT_TRUE(pg->Sql("CREATE TABLE marker(note text); INSERT INTO marker VALUES ('stack'); "
+                      "CREATE TABLE sessions(key text PRIMARY KEY); "
+                      "INSERT INTO sessions VALUES ('session:1')"));
   auto redis = RedisServer::Create(base_, "cache");
   ASSERT_TRUE(redis);
   ASSERT_TRUE(redis->Cli({"SET", "session:1", "alice"}));
@@ -299,7 +301,9 @@ TEST_F(StackRestoreTest, WholeStackBackupAndOrderedRestore) {
       "  - name: caches\n    components: [cache, vectors]\n    health:\n"
       "      - redis: " + redis->url() + "\n" + OrderCheck("caches") +
       "  - name: config\n    components: [slow_a, slow_b, docs]\n    health:\n" +
-      OrderCheck("config"));
+      OrderCheck("config") +
+      "consistency:\n  - name: every session has its row\n    each: {cache: \"session:*\"}\n"
+      "    exists_in: {db: \"select 1 from sessions where key = $1\"}\n");
 
   auto b = Reprise({"--json", "backup"});
   ASSERT_EQ(b.exit_code, 0) << b.out << b.err;
@@ -394,6 +398,15 @@ TEST_F(StackRestoreTest, WholeStackBackupAndOrderedRestore) {
   EXPECT_EQ(Diff(docs_before, Snapshot(docs)), "");
   EXPECT_EQ(ReadText(base_ + "/schema.out"), "schema v7\n");
   EXPECT_EQ(ReadText(base_ + "/slow_a.out"), "payload a\n");
+
+  // The restored stack is consistent; an orphan planted in it is found and named.
+  auto clean = Reprise({"verify-stack"});
+  EXPECT_EQ(clean.exit_code, 0) << clean.out << clean.err;
+  ASSERT_TRUE(redis->Cli({"SET", "session:9", "mallory"}));
+  auto orphan = Reprise({"--json", "verify-stack"});
+  EXPECT_EQ(orphan.exit_code, 12) << orphan.out << orphan.err;
+  EXPECT_NE(orphan.out.find("session:9"), std::string::npos) << orphan.out;
+  EXPECT_EQ(orphan.out.find("\"session:1\""), std::string::npos) << orphan.out;
 
   // The terminal output ends with the measured RTO.
   fs::remove_all(docs);

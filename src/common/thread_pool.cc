@@ -1,4 +1,5 @@
 #include "common/thread_pool.h"
+#include <algorithm>
 
 namespace reprise {
 
@@ -43,5 +44,7 @@ size_t DefaultThreads() {
   unsigned n = std::thread::hardware_concurrency();
   return n ? n : 1;
 }
+
+size_t ReadThreads() { return std::max<size_t>(8, DefaultThreads()); }
 
 }  // namespace reprise

@@ -34,5 +34,8 @@ class ThreadPool {
 
 // Threads to use by default: the machine's cores (at least 1).
 size_t DefaultThreads();
+// Threads for restores, whose jobs mostly wait on reads (a remote repository's requests): at
+// least 8 whatever the core count, so that enough requests are in flight.
+size_t ReadThreads();
 
 }  // namespace reprise

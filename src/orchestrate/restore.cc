@@ -18,7 +18,7 @@ Result<RestoreReport> RunRestore(Repository& repo, const Point& point, const Res
       return NotFound("point '" + point.id.Short() + "' has no component '" + name + "'");
   RestoreReport report;
   auto start = std::chrono::steady_clock::now();
-  ThreadPool pool(DefaultThreads(), 4 * DefaultThreads());
+  ThreadPool pool(ReadThreads(), 4 * ReadThreads());
   for (const auto& pc : point.components) {
     bool wanted = job.components.empty() ||
                   std::find(job.components.begin(), job.components.end(), pc.name) !=

@@ -298,7 +298,7 @@ Result<StackRestoreReport> RestoreStack(Repository& repo, const Point& point, co
   lines.Say("restoring point " + point.id.Short() + ": " + std::to_string(planned.size()) +
             " component(s) in " + std::to_string(tier_count) + " tier(s)");
 
-  ThreadPool pool(DefaultThreads(), 4 * DefaultThreads());
+  ThreadPool pool(ReadThreads(), 4 * ReadThreads());
   bool stopped = false;  // a tier failed: later tiers are skipped
   bool all_ok = lost.empty();
   for (const auto& tier : plan.tiers) {

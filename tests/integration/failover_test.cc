@@ -304,7 +304,15 @@ TEST_F(FailoverTest, PlannedFailoverUnderLoadLosesNoCommittedTransaction) {
   WriteFile(base_ + "/tsig", knot->tsig_key_text());
   chmod((base_ + "/tsig").c_str(), 0600);
   WritePlan("", "", {.dns_server = knot->server(), .smtp_url = smtp->url()});
-  // Load on both databases while the failover runs.
+  // Load on both databases while the failover runs: pgbench, and a writer that counts what
+  // the primary acknowledged (pgbench cannot say which of its commits were acknowledged).
+  ASSERT_EQ(pg_primary_->Pgbench({"-i", "-s", "1"}), 0);
+  std::thread pgbench([&] {
+    // Fails once the primary is fenced (read-only): that is expected.
+    (void)RunCommand({PgServer::Bin("pgbench"), "-h", "127.0.0.1", "-p",
+                      std::to_string(pg_primary_->port()), "-U", "postgres", "-n", "-c", "2",
+                      "-T", "4", "postgres"});
+  });
   AckWriter writer(Pg(*pg_primary_));
   std::atomic<bool> stop_redis{false};
   std::thread redis_load([&] {
@@ -319,6 +327,7 @@ TEST_F(FailoverTest, PlannedFailoverUnderLoadLosesNoCommittedTransaction) {
   writer.Stop();
   stop_redis = true;
   redis_load.join();
+  pgbench.join();
   EXPECT_NE(r.out.find("RTO (start to first write on the new primary)"), std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("RPO (not replicated at promotion): 0 bytes of WAL"), std::string::npos)

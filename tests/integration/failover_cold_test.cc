@@ -21,6 +21,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "ack_writer.h"
 #include "harness.h"
 #include "pg/connection.h"
 #include "pg_env.h"
@@ -32,20 +33,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using std::chrono::milliseconds;
 
-// chown -R to user postgres (what archive_command and the restored server run as).
-void ChownToPostgres(const std::string& path) {
-  if (geteuid() != 0) return;
-  struct passwd* pw = getpwnam("postgres");
-  if (!pw) return;
-  std::error_code ec;
-  (void)lchown(path.c_str(), pw->pw_uid, pw->pw_gid);
-  if (!fs::is_directory(path, ec)) return;
-  for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::end(it);
-       it.increment(ec)) {
-    (void)lchown(it->path().c_str(), pw->pw_uid, pw->pw_gid);
-  }
-}
-
 std::string ReadText(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;
@@ -53,51 +40,6 @@ std::string ReadText(const std::string& path) {
   return ss.str();
 }
 
-// Inserts one row per transaction and keeps the ids the server acknowledged as committed.
-class AckWriter {
- public:
-  explicit AckWriter(std::string conninfo) : conninfo_(std::move(conninfo)) {
-    thread_ = std::thread([this] { Loop(); });
-  }
-  ~AckWriter() { Stop(); }
-  void Stop() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-  std::vector<int64_t> acked() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return acked_;
-  }
-
- private:
-  void Loop() {
-    int64_t next = 1;
-    std::unique_ptr<pg::Connection> conn;
-    while (!stop_) {
-      if (!conn) {
-        auto c = pg::Connection::Open(conninfo_, false);
-        if (!c.ok()) {
-          std::this_thread::sleep_for(milliseconds(20));
-          continue;
-        }
-        conn = std::move(*c);
-      }
-      int64_t id = next++;
-      if (conn->Query(fmt::format("INSERT INTO acks VALUES ({})", id)).ok()) {
-        std::lock_guard<std::mutex> lock(mu_);
-        acked_.push_back(id);
-      } else {
-        conn.reset();
-        std::this_thread::sleep_for(milliseconds(20));
-      }
-    }
-  }
-  std::string conninfo_;
-  std::atomic<bool> stop_{false};
-  std::mutex mu_;
-  std::vector<int64_t> acked_;
-  std::thread thread_;
-};
 
 class FailoverColdTest : public ::testing::Test {
  protected:

@@ -188,6 +188,8 @@ std::vector<pid_t> ChildrenOf(pid_t parent) {
 
 }  // namespace
 
+void ChownToPostgres(const std::string& path) { ChownToServer(path); }
+
 bool PgAvailable() {
   if (access((std::string(kPgBin) + "/pg_ctl").c_str(), X_OK) != 0) return false;
   if (IsRoot() && getpwnam(kServerUser) == nullptr) return false;

@@ -16,6 +16,9 @@
 namespace reprise::testing {
 
 bool PgAvailable();
+// chown -R to the server user (what archive_command and restored servers run as); a no-op
+// when not root. Symlinks are not followed.
+void ChownToPostgres(const std::string& path);
 inline constexpr char kPgSkipReason[] =
     "PostgreSQL 15 is not installed (apt-get install postgresql-15 postgresql-contrib, or "
     "bash scripts/setup.sh --with-services)";

@@ -54,19 +54,6 @@ std::string ReadText(const std::string& path) {
   return ss.str();
 }
 
-// chown -R to user postgres (what archive_command runs as); no-op when not root.
-void ChownToPostgres(const std::string& path) {
-  if (geteuid() != 0) return;
-  struct passwd* pw = getpwnam("postgres");
-  if (!pw) return;
-  std::error_code ec;
-  (void)lchown(path.c_str(), pw->pw_uid, pw->pw_gid);
-  if (!fs::is_directory(path, ec)) return;
-  for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::end(it);
-       it.increment(ec))
-    (void)lchown(it->path().c_str(), pw->pw_uid, pw->pw_gid);
-}
-
 // "2026-11-24T19:30:05Z" for a whole second.
 std::string Rfc3339(time_t t) {
   struct tm tm;

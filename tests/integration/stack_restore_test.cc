@@ -51,18 +51,6 @@ int IndexOf(const std::vector<std::string>& lines, const std::string& line) {
   return it == lines.end() ? -1 : static_cast<int>(it - lines.begin());
 }
 
-// chown -R to user postgres (archive_command runs wal-push as postgres); no-op when not root.
-void ChownToPostgres(const std::string& path) {
-  if (geteuid() != 0) return;
-  struct passwd* pw = getpwnam("postgres");
-  if (!pw) return;
-  std::error_code ec;
-  (void)lchown(path.c_str(), pw->pw_uid, pw->pw_gid);
-  for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::end(it);
-       it.increment(ec))
-    (void)lchown(it->path().c_str(), pw->pw_uid, pw->pw_gid);
-}
-
 class StackRestoreTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -54,19 +54,23 @@ class PostgresRestoreDispatch final : public Component {
   }
 };
 
+// The value of the secret `name` for component `spec`; "" when `name` is empty.
+Result<std::string> SecretFor(const ComponentSpec& spec, const std::string& name,
+                              const SecretLookup& secrets) {
+  if (name.empty()) return std::string();
+  if (!secrets) return FailedPrecondition("component '" + spec.name + "': no secrets");
+  Result<std::string> v = secrets(name);
+  if (!v.ok()) return v.status().WithContext("component '" + spec.name + "'");
+  return v;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Component>> MakeComponent(const ComponentSpec& spec,
                                                  const SecretLookup& secrets) {
   switch (spec.kind) {
     case ComponentKind::kPostgres: {
-      std::string password;
-      if (!spec.postgres.password.empty()) {
-        if (!secrets) return FailedPrecondition("component '" + spec.name + "': no secrets");
-        auto v = secrets(spec.postgres.password);
-        if (!v.ok()) return v.status().WithContext("component '" + spec.name + "'");
-        password = *v;
-      }
+      ASSIGN_OR_RETURN(std::string password, SecretFor(spec, spec.postgres.password, secrets));
       if (spec.postgres.mode == PostgresSpec::Mode::kPhysical)
         return std::unique_ptr<Component>(std::make_unique<PostgresPhysicalComponent>(
             PostgresPhysicalOptions{.conninfo = spec.postgres.connection,
@@ -89,10 +93,7 @@ Result<std::unique_ptr<Component>> MakeComponent(const ComponentSpec& spec,
                                  .timeout = spec.command.timeout,
                                  .redact = spec.command.redact};
       for (const auto& [var, secret] : spec.command.secret_env) {
-        if (!secrets) return FailedPrecondition("component '" + spec.name + "': no secrets");
-        auto v = secrets(secret);
-        if (!v.ok()) return v.status().WithContext("component '" + spec.name + "'");
-        co.env[var] = *v;
+        ASSIGN_OR_RETURN(co.env[var], SecretFor(spec, secret, secrets));
       }
       return std::unique_ptr<Component>(std::make_unique<CommandComponent>(std::move(co)));
     }
@@ -105,32 +106,19 @@ Result<std::unique_ptr<Component>> MakeComponent(const ComponentSpec& spec,
       ro.restore_rdb_path = spec.redis.restore_rdb_path;
       ro.controller_stop = spec.redis.stop_command;
       ro.controller_start = spec.redis.start_command;
-      if (!spec.redis.password.empty()) {
-        if (!secrets) return FailedPrecondition("component '" + spec.name + "': no secrets");
-        auto v = secrets(spec.redis.password);
-        if (!v.ok()) return v.status().WithContext("component '" + spec.name + "'");
-        ro.password = *v;
-      }
+      ASSIGN_OR_RETURN(ro.password, SecretFor(spec, spec.redis.password, secrets));
       return std::unique_ptr<Component>(std::make_unique<RedisComponent>(std::move(ro)));
     }
     case ComponentKind::kQdrant: {
-      std::string api_key;
-      if (!spec.qdrant.api_key.empty()) {
-        if (!secrets) return FailedPrecondition("component '" + spec.name + "': no secrets");
-        auto v = secrets(spec.qdrant.api_key);
-        if (!v.ok()) return v.status().WithContext("component '" + spec.name + "'");
-        api_key = *v;
-      }
+      ASSIGN_OR_RETURN(std::string api_key, SecretFor(spec, spec.qdrant.api_key, secrets));
       return MakeQdrantComponent(spec.qdrant, std::move(api_key));
     }
     case ComponentKind::kS3: {
       std::optional<StorageCredentials> creds;
       if (!spec.s3.credentials.empty()) {
-        if (!secrets) return FailedPrecondition("component '" + spec.name + "': no secrets");
-        auto v = secrets(spec.s3.credentials);
-        if (!v.ok()) return v.status().WithContext("component '" + spec.name + "'");
+        ASSIGN_OR_RETURN(std::string v, SecretFor(spec, spec.s3.credentials, secrets));
         ASSIGN_OR_RETURN(StorageCredentials c,
-                         ParseCredentialsSecret(*v, "secret '" + spec.s3.credentials +
+                         ParseCredentialsSecret(v, "secret '" + spec.s3.credentials +
                                                         "' of component '" + spec.name + "'"));
         creds = std::move(c);
       }

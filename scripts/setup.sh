@@ -46,7 +46,7 @@ packages=(
   libssl-dev libzstd-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libgtest-dev googletest libcurl4-openssl-dev libpq-dev libarchive-dev
   libhiredis-dev libldns-dev libcpp-httplib-dev
-  time git jq
+  time git jq curl iproute2
 )
 if ((peers)); then
   packages+=(restic borgbackup postgresql-15 postgresql-contrib pgbackrest awscli)

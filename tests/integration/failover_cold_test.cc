@@ -47,24 +47,11 @@ class FailoverColdTest : public ::testing::Test {
     if (!PgAvailable()) GTEST_SKIP() << kPgSkipReason;
     base_ = tmp_.path();
     chmod(base_.c_str(), 0755);
-    // archive_command runs as postgres: it needs a binary and a key it can read.
-    bin_ = base_ + "/reprise";
-    std::error_code ec;
-    fs::copy_file(REPRISE_BINARY, bin_, ec);
-    ASSERT_FALSE(ec) << ec.message();
-    chmod(bin_.c_str(), 0755);
-    repo_ = base_ + "/repo";
-    key_ = base_ + "/repo.key";
-    std::string pw = base_ + "/pw";
-    WriteFile(pw, "cold passphrase\n");
-    chmod(pw.c_str(), 0600);
-    RunResult r = RunCommand({bin_, "--repo", repo_, "--password-file", pw, "init"});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    r = RunCommand({bin_, "--repo", repo_, "--password-file", pw, "key", "add",
-                    "--generate-key-file", key_});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    ChownToPostgres(repo_);
-    ChownToPostgres(key_);
+    ArchivingRepo a = MakeArchivingRepo(base_, "cold passphrase");
+    ASSERT_TRUE(a.error.empty()) << a.error;
+    bin_ = a.bin;
+    repo_ = a.repo;
+    key_ = a.key;
     plan_ = base_ + "/plan.yaml";
     cold_port_ = FreePort();
     cold_dir_ = base_ + "/cold/pg";

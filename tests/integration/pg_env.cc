@@ -190,6 +190,27 @@ std::vector<pid_t> ChildrenOf(pid_t parent) {
 
 void ChownToPostgres(const std::string& path) { ChownToServer(path); }
 
+ArchivingRepo MakeArchivingRepo(const std::string& base, const std::string& passphrase) {
+  namespace fs = std::filesystem;
+  ArchivingRepo a{base + "/reprise", base + "/repo", base + "/repo.key", ""};
+  std::error_code ec;
+  fs::copy_file(REPRISE_BINARY, a.bin, ec);
+  if (ec) return {.error = "copying the binary: " + ec.message()};
+  chmod(a.bin.c_str(), 0755);
+  std::string pw = base + "/pw";
+  WriteFile(pw, passphrase + "\n");
+  chmod(pw.c_str(), 0600);
+  RunResult r = RunCommand({a.bin, "--repo", a.repo, "--password-file", pw, "init"});
+  if (r.exit_code == 0) {
+    r = RunCommand({a.bin, "--repo", a.repo, "--password-file", pw, "key", "add",
+                    "--generate-key-file", a.key});
+  }
+  if (r.exit_code != 0) return {.error = "reprise init / key add: " + r.err};
+  ChownToPostgres(a.repo);
+  ChownToPostgres(a.key);
+  return a;
+}
+
 bool PgAvailable() {
   if (access((std::string(kPgBin) + "/pg_ctl").c_str(), X_OK) != 0) return false;
   if (IsRoot() && getpwnam(kServerUser) == nullptr) return false;

@@ -19,6 +19,16 @@ bool PgAvailable();
 // chown -R to the server user (what archive_command and restored servers run as); a no-op
 // when not root. Symlinks are not followed.
 void ChownToPostgres(const std::string& path);
+
+// What an archive_command run by the server user needs, under `base`: a copy of the reprise
+// binary it may run (the build dir may not be traversable), a repository made with
+// `passphrase`, and a generated key file; all owned by the server user when root. On failure
+// `error` says why and the paths are empty.
+struct ArchivingRepo {
+  std::string bin, repo, key;
+  std::string error;
+};
+ArchivingRepo MakeArchivingRepo(const std::string& base, const std::string& passphrase);
 inline constexpr char kPgSkipReason[] =
     "PostgreSQL 15 is not installed (apt-get install postgresql-15 postgresql-contrib, or "
     "bash scripts/setup.sh --with-services)";

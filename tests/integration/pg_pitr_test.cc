@@ -190,25 +190,12 @@ class PgPitrTest : public ::testing::Test {
   // Binary, repository, generated key file and plan, all usable by user postgres.
   void Prepare() {
     base_ = tmp_.path();
-    // The build dir may not be traversable by postgres: archive_command runs a copy.
-    bin_ = base_ + "/reprise";
-    std::error_code ec;
-    fs::copy_file(REPRISE_BINARY, bin_, ec);
-    ASSERT_FALSE(ec) << ec.message();
-    chmod(bin_.c_str(), 0755);
-    repo_ = base_ + "/repo";
-    key_ = base_ + "/wal.key";
+    ArchivingRepo a = MakeArchivingRepo(base_, kPassphrase);
+    ASSERT_TRUE(a.error.empty()) << a.error;
+    bin_ = a.bin;
+    repo_ = a.repo;
+    key_ = a.key;
     plan_ = base_ + "/plan.yaml";
-    std::string pw = base_ + "/pw";
-    WriteFile(pw, std::string(kPassphrase) + "\n");
-    chmod(pw.c_str(), 0600);
-    auto r = RunCommand({bin_, "--repo", repo_, "--password-file", pw, "init"});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    r = RunCommand({bin_, "--repo", repo_, "--password-file", pw, "key", "add",
-                    "--generate-key-file", key_});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    ChownToPostgres(repo_);
-    ChownToPostgres(key_);
     WritePlan(plan_, "host=127.0.0.1 port=1 user=postgres");  // until a server exists
   }
 

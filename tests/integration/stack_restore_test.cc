@@ -55,26 +55,13 @@ class StackRestoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
     base_ = tmp_.path();
-    // The build dir may not be traversable by postgres: archive_command runs a copy.
-    bin_ = base_ + "/reprise";
-    std::error_code ec;
-    fs::copy_file(REPRISE_BINARY, bin_, ec);
-    ASSERT_FALSE(ec) << ec.message();
-    chmod(bin_.c_str(), 0755);
-    repo_ = base_ + "/repo";
-    key_ = base_ + "/repo.key";
+    ArchivingRepo a = MakeArchivingRepo(base_, "stack passphrase");
+    ASSERT_TRUE(a.error.empty()) << a.error;
+    bin_ = a.bin;
+    repo_ = a.repo;
+    key_ = a.key;
     plan_ = base_ + "/plan.yaml";
     order_ = base_ + "/order";
-    std::string pw = base_ + "/pw";
-    WriteFile(pw, "stack passphrase\n");
-    chmod(pw.c_str(), 0600);
-    auto r = RunCommand({bin_, "--repo", repo_, "--password-file", pw, "init"});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    r = RunCommand({bin_, "--repo", repo_, "--password-file", pw, "key", "add",
-                    "--generate-key-file", key_});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    ChownToPostgres(repo_);
-    ChownToPostgres(key_);
   }
 
   // The plan's head; `rest` is its components and tiers.

@@ -190,6 +190,19 @@ void WriteFile(const std::string& path, const std::string& content) {
   out << content;
 }
 
+std::vector<std::string> NonEmptyLines(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t nl = text.find('\n', start);
+    std::string line = text.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    if (!line.empty()) out.push_back(line);
+    if (nl == std::string::npos) break;
+    start = nl + 1;
+  }
+  return out;
+}
+
 std::string RandomText(size_t n, unsigned seed) {
   static const char* words[] = {"reprise ", "backup ", "restore ", "point ", "pack ",
                                 "index ", "vector ", "chunk ", "\n", "embedding "};

@@ -50,6 +50,8 @@ class TempDir {
 
 void WriteFile(const std::string& path, const std::string& content);
 std::string RandomText(size_t n, unsigned seed);
+// The non-empty lines of `text` (a command's stderr, say).
+std::vector<std::string> NonEmptyLines(const std::string& text);
 // Writes `n` incompressible bytes (seeded), so that packs fill up.
 void WriteNoise(const std::string& path, size_t n, unsigned seed);
 

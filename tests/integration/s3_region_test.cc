@@ -66,19 +66,6 @@ class WrongRegionS3 {
   std::vector<std::string> authorizations_;
 };
 
-std::vector<std::string> NonEmptyLines(const std::string& text) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t nl = text.find('\n', start);
-    std::string line = text.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
-    if (!line.empty()) out.push_back(line);
-    if (nl == std::string::npos) break;
-    start = nl + 1;
-  }
-  return out;
-}
-
 TEST(S3RegionTest, WrongRegionIsOneLineNamingTheRightOne) {
   WrongRegionS3 s3;
   ASSERT_TRUE(s3.ok());
@@ -97,7 +84,7 @@ TEST(S3RegionTest, WrongRegionIsOneLineNamingTheRightOne) {
     argv.insert(argv.end(), command.begin(), command.end());
     auto r = reprise::testing::RunCommand(argv, env);
     EXPECT_NE(r.exit_code, 0) << r.out << r.err;
-    std::vector<std::string> lines = NonEmptyLines(r.err);
+    std::vector<std::string> lines = reprise::testing::NonEmptyLines(r.err);
     ASSERT_EQ(lines.size(), 1u) << r.err;
     EXPECT_EQ(lines[0].rfind("reprise: error: ", 0), 0u) << lines[0];
     EXPECT_NE(lines[0].find("bucket 'dr-backups' is in region 'eu-central-1', not "

@@ -496,20 +496,6 @@ std::string DocumentedAppendOnlyPolicy(const std::string& bucket, const std::str
   return policy;
 }
 
-// Non-empty lines of a command's stderr.
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t nl = text.find('\n', start);
-    std::string line = text.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
-    if (!line.empty()) out.push_back(line);
-    if (nl == std::string::npos) break;
-    start = nl + 1;
-  }
-  return out;
-}
-
 // Backup, copy and check with credentials that may put, get and list but delete only locks;
 // forget and prune refused with one line that names the object and says why; the owner's
 // credentials prune, and the repository checks clean afterwards.
@@ -601,7 +587,7 @@ TEST_F(S3RgwTest, AppendOnlyCredentialsBackUpButCannotForgetOrPrune) {
   // forget with the writer's key: refused at the first point, in one line, and nothing lost.
   auto forget = run(writer, {"-r", repo, "forget", "--keep-last", "1"});
   EXPECT_NE(forget.exit_code, 0) << forget.out << forget.err;
-  std::vector<std::string> lines = Lines(forget.err);
+  std::vector<std::string> lines = reprise::testing::NonEmptyLines(forget.err);
   ASSERT_EQ(lines.size(), 1u) << forget.err;
   EXPECT_EQ(lines[0].rfind("reprise: error: access denied to delete 's3://" + bucket + "/" +
                                prefix + "/points/",
@@ -632,7 +618,7 @@ TEST_F(S3RgwTest, AppendOnlyCredentialsBackUpButCannotForgetOrPrune) {
 
   auto prune = run(writer, {"-r", repo, "prune"});
   EXPECT_NE(prune.exit_code, 0) << prune.out << prune.err;
-  lines = Lines(prune.err);
+  lines = reprise::testing::NonEmptyLines(prune.err);
   ASSERT_EQ(lines.size(), 1u) << prune.err;
   EXPECT_EQ(lines[0].rfind("reprise: error: refusing to prune, nothing was changed: access "
                            "denied to delete 's3://" + bucket + "/" + prefix + "/data/",

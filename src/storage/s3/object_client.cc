@@ -83,26 +83,15 @@ ObjectClient::~ObjectClient() = default;
 
 Result<std::unique_ptr<ObjectClient>> ObjectClient::Create(ObjectClientOptions options) {
   if (options.region.empty()) options.region = "us-east-1";
-  if (options.endpoint.empty())
-    options.endpoint = "https://s3." + options.region + ".amazonaws.com";
-  while (options.endpoint.size() > 1 && options.endpoint.back() == '/')
-    options.endpoint.pop_back();
-  size_t sep = options.endpoint.find("://");
-  std::string scheme = sep == std::string::npos ? "" : options.endpoint.substr(0, sep);
-  std::string host = sep == std::string::npos ? "" : options.endpoint.substr(sep + 3);
-  if ((scheme != "http" && scheme != "https") || host.empty() ||
-      host.find_first_of("/?#@") != std::string::npos) {
-    return InvalidArgument("s3 endpoint '" + options.endpoint +
-                           "' is not scheme://host[:port] with scheme http or https");
-  }
+  ASSIGN_OR_RETURN(EndpointParts endpoint, NormalizeEndpoint(options.endpoint, options.region));
   if (options.bucket.empty()) return InvalidArgument("s3 bucket name is empty");
   if (options.max_keys < 1 || options.max_keys > 1000)
     return InvalidArgument("s3 max_keys must be from 1 to 1000");
   if (options.connections < 1 || options.connections > kMaxConnections)
     return InvalidArgument("s3 connections must be from 1 to " + std::to_string(kMaxConnections));
   std::unique_ptr<ObjectClient> c(new ObjectClient(std::move(options)));
-  c->scheme_ = scheme;
-  c->host_port_ = host;
+  c->scheme_ = endpoint.scheme;
+  c->host_port_ = endpoint.host_port;
   c->http_ = std::make_unique<HttpClient>(
       HttpOptions{.connect_timeout_seconds = c->options_.connect_timeout_seconds,
                   .low_speed_bytes = c->options_.low_speed_bytes,

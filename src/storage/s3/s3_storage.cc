@@ -43,19 +43,8 @@ S3Storage::S3Storage(S3Options options) : options_(std::move(options)) {}
 
 Result<std::unique_ptr<S3Storage>> S3Storage::Create(S3Options options) {
   if (options.region.empty()) options.region = "us-east-1";
-  if (options.endpoint.empty())
-    options.endpoint = "https://s3." + options.region + ".amazonaws.com";
-  size_t sep = options.endpoint.find("://");
-  while (sep != std::string::npos && options.endpoint.size() > sep + 3 &&
-         options.endpoint.back() == '/')
-    options.endpoint.pop_back();
-  std::string scheme = sep == std::string::npos ? "" : options.endpoint.substr(0, sep);
-  std::string host = sep == std::string::npos ? "" : options.endpoint.substr(sep + 3);
-  if ((scheme != "http" && scheme != "https") || host.empty() ||
-      host.find_first_of("/?#@") != std::string::npos) {
-    return InvalidArgument("s3 endpoint '" + options.endpoint +
-                           "' is not scheme://host[:port] with scheme http or https");
-  }
+  ASSIGN_OR_RETURN(s3::EndpointParts endpoint,
+                   s3::NormalizeEndpoint(options.endpoint, options.region));
   if (options.bucket.empty()) return InvalidArgument("s3 bucket name is empty");
   if (options.part_size < s3::kMinPartSize)
     return InvalidArgument("s3 part size must be at least 5MiB (the S3 minimum)");
@@ -68,8 +57,8 @@ Result<std::unique_ptr<S3Storage>> S3Storage::Create(S3Options options) {
                            std::to_string(s3::kMaxConnections));
 
   std::unique_ptr<S3Storage> s(new S3Storage(std::move(options)));
-  s->scheme_ = scheme;
-  s->host_port_ = host;
+  s->scheme_ = endpoint.scheme;
+  s->host_port_ = endpoint.host_port;
   s->http_ = std::make_unique<s3::HttpClient>(
       s3::HttpOptions{.connect_timeout_seconds = s->options_.connect_timeout_seconds,
                       .low_speed_bytes = s->options_.low_speed_bytes,

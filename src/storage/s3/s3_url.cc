@@ -234,4 +234,22 @@ Result<S3Url> ParseS3Url(std::string_view url) {
   return out;
 }
 
+Result<EndpointParts> NormalizeEndpoint(std::string& endpoint, const std::string& region) {
+  if (endpoint.empty()) endpoint = "https://s3." + region + ".amazonaws.com";
+  size_t sep = endpoint.find("://");
+  while (sep != std::string::npos && endpoint.size() > sep + 3 && endpoint.back() == '/')
+    endpoint.pop_back();
+  EndpointParts parts;
+  if (sep != std::string::npos) {
+    parts.scheme = endpoint.substr(0, sep);
+    parts.host_port = endpoint.substr(sep + 3);
+  }
+  if ((parts.scheme != "http" && parts.scheme != "https") || parts.host_port.empty() ||
+      parts.host_port.find_first_of("/?#@") != std::string::npos) {
+    return InvalidArgument("s3 endpoint '" + endpoint +
+                           "' is not scheme://host[:port] with scheme http or https");
+  }
+  return parts;
+}
+
 }  // namespace reprise::s3

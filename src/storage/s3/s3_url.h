@@ -40,6 +40,15 @@ inline constexpr int kMaxConnections = 256;  // the most `connections=` may ask 
 
 Result<S3Url> ParseS3Url(std::string_view url);
 
+// An endpoint split for requests.
+struct EndpointParts {
+  std::string scheme;     // "http" / "https"
+  std::string host_port;  // "127.0.0.1:7480", "s3.eu-west-1.amazonaws.com"
+};
+// Makes `endpoint` usable: the AWS endpoint of `region` when empty, trailing '/' dropped; then
+// splits it. kInvalidArgument unless it is scheme://host[:port] with http or https.
+Result<EndpointParts> NormalizeEndpoint(std::string& endpoint, const std::string& region);
+
 // "s3://bucket/prefix" (no options): how messages and Location() name the repository.
 std::string DisplayUrl(const S3Url& url);
 

@@ -32,13 +32,6 @@ ZSTD_DCtx* ThreadDCtx() {
   return dctx.get();
 }
 
-Bytes StoreRaw(ByteView data) {
-  Bytes out(1 + data.size());
-  out[0] = kModeRaw;
-  if (!data.empty()) std::memcpy(out.data() + 1, data.data(), data.size());
-  return out;
-}
-
 std::string Str(size_t n) { return std::to_string(n); }
 
 // Frames written without a content size (not by CompressBlob, but legal zstd) are decoded
@@ -72,22 +65,34 @@ Result<Bytes> DecompressUnknownSize(ZSTD_DCtx* dctx, ByteView frame, size_t max_
 
 }  // namespace
 
-Bytes CompressBlob(ByteView data, int level) {
-  ZSTD_CCtx* cctx = ThreadCCtx();
-  if (cctx == nullptr || data.empty()) return StoreRaw(data);
-  // One buffer serves both outcomes. zstd gets room for one byte less than the input, so it
-  // either saves at least a byte or fails with "destination too small" and we store raw.
-  Bytes out(1 + data.size());
-  size_t n = ZSTD_compressCCtx(cctx, out.data() + 1, data.size() - 1, data.data(), data.size(),
-                               level);
-  if (ZSTD_isError(n)) {
-    out[0] = kModeRaw;
-    std::memcpy(out.data() + 1, data.data(), data.size());
-    return out;
+size_t CompressBlobInto(ByteView data, int level, Bytes& scratch) {
+  // The scratch only grows: a resize past its size would zero the new bytes, for nothing.
+  if (scratch.size() < 1 + data.size()) scratch.resize(1 + data.size());
+  ZSTD_CCtx* cctx = data.empty() ? nullptr : ThreadCCtx();
+  // zstd gets room for one byte less than the input, so it either saves at least a byte or
+  // fails with "destination too small" and the data is stored raw.
+  size_t n = 0;
+  bool compressed = false;
+  if (cctx) {
+    n = ZSTD_compressCCtx(cctx, scratch.data() + 1, data.size() - 1, data.data(), data.size(),
+                          level);
+    compressed = !ZSTD_isError(n);
   }
-  out[0] = kModeZstd;
-  out.resize(1 + n);
-  return out;
+  if (!compressed) {
+    scratch[0] = kModeRaw;
+    if (!data.empty()) std::memcpy(scratch.data() + 1, data.data(), data.size());
+    return 1 + data.size();
+  }
+  scratch[0] = kModeZstd;
+  return 1 + n;
+}
+
+Bytes CompressBlob(ByteView data, int level) {
+  // Compressed into this thread's scratch, then copied out at its final size: allocating
+  // (and zeroing) room for the whole input per blob costs more than the copy.
+  thread_local Bytes scratch;
+  size_t n = CompressBlobInto(data, level, scratch);
+  return Bytes(scratch.begin(), scratch.begin() + static_cast<std::ptrdiff_t>(n));
 }
 
 Result<Bytes> DecompressBlob(ByteView stored, size_t max_size) {

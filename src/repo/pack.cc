@@ -31,8 +31,11 @@ uint64_t GetU64(const uint8_t* p) {
 std::string_view BlobTypeName(BlobType t) { return t == BlobType::kTree ? "tree" : "data"; }
 
 Bytes SealBlob(const Key256& key, const Id& id, ByteView plaintext, int level) {
-  Bytes stored = CompressBlob(plaintext, level);
-  return Seal(key, stored, id.bytes);
+  // Compressed into this thread's scratch and sealed from there: one allocation per blob,
+  // of its sealed size.
+  thread_local Bytes scratch;
+  size_t n = CompressBlobInto(plaintext, level, scratch);
+  return Seal(key, ByteView(scratch.data(), n), id.bytes);
 }
 
 Result<Bytes> OpenBlob(const Key256& key, const Id& id, ByteView sealed, uint32_t raw_length) {
@@ -55,12 +58,12 @@ void PackBuilder::Add(BlobType type, const Id& id, ByteView sealed, uint32_t raw
   data_.insert(data_.end(), sealed.begin(), sealed.end());
 }
 
-Bytes PackBuilder::Finish(const Key256& key) {
+Bytes SealPackTrailer(const Key256& key, const std::vector<PackEntry>& entries) {
   Bytes header;
-  header.reserve(8 + entries_.size() * kHeaderEntrySize);
+  header.reserve(8 + entries.size() * kHeaderEntrySize);
   header.insert(header.end(), kPackMagic, kPackMagic + 4);
-  PutU32(header, static_cast<uint32_t>(entries_.size()));
-  for (const auto& e : entries_) {
+  PutU32(header, static_cast<uint32_t>(entries.size()));
+  for (const auto& e : entries) {
     header.push_back(static_cast<uint8_t>(e.type));
     header.insert(header.end(), e.id.bytes.begin(), e.id.bytes.end());
     PutU64(header, e.offset);
@@ -68,9 +71,14 @@ Bytes PackBuilder::Finish(const Key256& key) {
     PutU32(header, e.raw_length);
   }
   Bytes sealed = Seal(key, header, AsBytes(kAadPackHeader));
+  PutU32(sealed, static_cast<uint32_t>(sealed.size()));
+  return sealed;
+}
+
+Bytes PackBuilder::Finish(const Key256& key) {
+  Bytes trailer = SealPackTrailer(key, entries_);
   Bytes out = std::move(data_);
-  out.insert(out.end(), sealed.begin(), sealed.end());
-  PutU32(out, static_cast<uint32_t>(sealed.size()));
+  out.insert(out.end(), trailer.begin(), trailer.end());
   data_.clear();
   return out;
 }

@@ -30,6 +30,10 @@ Bytes SealBlob(const Key256& key, const Id& id, ByteView plaintext, int level);
 // Opens a sealed blob and decompresses it; kCorruption when anything does not verify.
 Result<Bytes> OpenBlob(const Key256& key, const Id& id, ByteView sealed, uint32_t raw_length);
 
+// What follows the blobs of a pack whose entries these are: the sealed header and its u32le
+// length. A pack written from separate buffers (Storage::PutParts) is its blobs then this.
+Bytes SealPackTrailer(const Key256& key, const std::vector<PackEntry>& entries);
+
 class PackBuilder {
  public:
   // Appends an already sealed blob.

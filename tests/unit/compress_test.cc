@@ -94,6 +94,32 @@ TEST(CompressTest, ZeroesCompressHard) {
   EXPECT_EQ(*back, zeros);
 }
 
+// Blobs are compressed into a per-thread scratch that only grows: what a blob gets must never
+// depend on what an earlier, larger one left in it.
+TEST(CompressTest, ScratchReuseNeverLeaksEarlierBytes) {
+  Bytes big = TextLike(4 << 20, 3), noise = Random(1000, 5), text = TextLike(70000, 9);
+  for (int round = 0; round < 2; ++round) {
+    for (const Bytes* in : {&big, &noise, &text}) {
+      Bytes stored = CompressBlob(*in, 3);
+      auto back = DecompressBlob(stored, in->size());
+      ASSERT_TRUE(back.ok()) << back.status().ToString();
+      EXPECT_EQ(*back, *in);
+    }
+    EXPECT_EQ(CompressBlob(noise, 3).size(), noise.size() + 1);
+  }
+  Bytes scratch(10 << 20, 0xEE);
+  size_t n = CompressBlobInto(text, 3, scratch);
+  EXPECT_EQ(scratch.size(), size_t{10} << 20) << "a large enough scratch is not resized";
+  auto back = DecompressBlob(ByteView(scratch.data(), n), text.size());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, text);
+  Bytes small;
+  n = CompressBlobInto(noise, 3, small);
+  EXPECT_EQ(n, noise.size() + 1);
+  EXPECT_EQ(small[0], 0x00);
+  EXPECT_TRUE(std::equal(noise.begin(), noise.end(), small.begin() + 1));
+}
+
 TEST(CompressTest, CorruptedFramesAreCorruption) {
   Bytes text = TextLike(50000, 3);
   Bytes stored = CompressBlob(text, 1);

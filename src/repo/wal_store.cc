@@ -237,23 +237,32 @@ Result<PushOutcome> WalStore::Push(const std::string& name, ByteView data, bool 
   bool writing = false;
   Status write_error;
   std::unordered_map<Id, BlobLocation, IdHash> placed;
-  PackBuilder builder;
+  // The pack being filled: its sealed blobs stay in their own buffers and are written with
+  // the trailer by one PutParts (no copy into a pack buffer).
+  struct Pending {
+    std::vector<PackEntry> entries;
+    std::vector<Bytes> parts;
+    uint64_t size = 0;
+  };
+  Pending pending;
   auto finish_pack = [&]() -> Status {
-    if (builder.empty()) return Status::Ok();
+    if (pending.entries.empty()) return Status::Ok();
     if (!writing) {
       writing = true;
       if (before_write) RETURN_IF_ERROR(before_write());
     }
-    IndexPack ip{.pack = Id::Random(), .entries = builder.entries()};
+    IndexPack ip{.pack = Id::Random(), .entries = pending.entries};
     for (const auto& e : ip.entries)
       placed[e.id] = BlobLocation{.pack = ip.pack, .type = e.type, .offset = e.offset,
                                   .length = e.length, .raw_length = e.raw_length};
-    auto bytes = std::make_shared<Bytes>(builder.Finish(repo_.key().encryption));
-    builder = PackBuilder();
+    auto pack = std::make_shared<Pending>(std::move(pending));
+    pending = Pending();
+    pack->parts.push_back(SealPackTrailer(repo_.key().encryption, pack->entries));
     std::string key = PackKey(ip.pack);
     packs.push_back(std::move(ip));
-    puts.push_back(std::async(std::launch::async, [this, key, bytes] {
-      return repo_.storage().Put(key, *bytes).WithContext("writing pack");
+    puts.push_back(std::async(std::launch::async, [this, key, pack] {
+      std::vector<ByteView> views(pack->parts.begin(), pack->parts.end());
+      return repo_.storage().PutParts(key, views).WithContext("writing pack");
     }));
     return Status::Ok();
   };
@@ -265,13 +274,17 @@ Result<PushOutcome> WalStore::Push(const std::string& name, ByteView data, bool 
     if (s.known || placed.count(id) || s.sealed.empty()) continue;
     // Duplicates within this file (zero-filled pages) are stored once.
     bool dup = false;
-    for (const auto& e : builder.entries())
+    for (const auto& e : pending.entries)
       if (e.id == id) dup = true;
     if (dup) continue;
-    if (builder.empty()) builder.Reserve(pack_limit + kWalChunkSize + 4096);
-    builder.Add(BlobType::kData, id, s.sealed, rec.chunks[i].length);
-    Bytes().swap(s.sealed);
-    if (builder.size() >= pack_limit && write_error.ok()) write_error = finish_pack();
+    pending.entries.push_back(PackEntry{.type = BlobType::kData,
+                                        .id = id,
+                                        .offset = pending.size,
+                                        .length = static_cast<uint32_t>(s.sealed.size()),
+                                        .raw_length = rec.chunks[i].length});
+    pending.size += s.sealed.size();
+    pending.parts.push_back(std::move(s.sealed));
+    if (pending.size >= pack_limit && write_error.ok()) write_error = finish_pack();
   }
   if (write_error.ok()) write_error = finish_pack();
   for (auto& f : puts) {

@@ -42,6 +42,10 @@ class Storage {
   virtual Result<Bytes> Get(const std::string& key) = 0;
   virtual Result<Bytes> GetRange(const std::string& key, uint64_t offset, uint64_t length) = 0;
   virtual Status Put(const std::string& key, ByteView data) = 0;
+  // Put of the concatenation of `parts` (a pack: its sealed blobs, then its trailer). The
+  // default joins them into one buffer; a backend that can write them as they are (local:
+  // writev) saves that copy.
+  virtual Status PutParts(const std::string& key, const std::vector<ByteView>& parts);
   virtual Status Delete(const std::string& key) = 0;
   virtual Result<ObjectInfo> Stat(const std::string& key) = 0;
   virtual Result<std::vector<ObjectInfo>> List(const std::string& prefix) = 0;

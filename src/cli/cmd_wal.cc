@@ -194,7 +194,8 @@ void AddWalCommands(CLI::App& app, Context& ctx, Action* run) {
           }).share();
       auto wait_lock = [&lock]() -> Status { return lock.get().status(); };
       WalStore wal(**repo, *component, ctx.clock);
-      ThreadPool pool(2, 4);
+      // This thread compresses too (WalStore::Push): one helper per other core.
+      ThreadPool pool(std::max<size_t>(1, DefaultThreads() - 1), 4);
       bool partial = name.size() == 32;
       auto r = wal.Push(name, data, partial, &pool, wait_lock);
       if (!r.ok()) return ctx.Fail(r.status().WithContext("wal-push '" + name + "'"));

@@ -120,8 +120,13 @@ Bytes RandomBytes(size_t n) {
 
 Bytes Seal(const Key256& key, ByteView plaintext, ByteView aad) {
   Bytes out(kNonceSize + plaintext.size() + kTagSize);
-  uint8_t* nonce = out.data();
-  uint8_t* body = out.data() + kNonceSize;
+  SealTo(key, plaintext, aad, out.data());
+  return out;
+}
+
+size_t SealTo(const Key256& key, ByteView plaintext, ByteView aad, uint8_t* out) {
+  uint8_t* nonce = out;
+  uint8_t* body = out + kNonceSize;
   FillRandom(nonce, kNonceSize);
 
   CipherCtx ctx(EVP_CIPHER_CTX_new());
@@ -150,7 +155,7 @@ Bytes Seal(const Key256& key, ByteView plaintext, ByteView aad) {
   if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_GET_TAG, static_cast<int>(kTagSize),
                           body + written) != 1)
     FatalCrypto("reading the GCM tag");
-  return out;
+  return kNonceSize + plaintext.size() + kTagSize;
 }
 
 Result<Bytes> Open(const Key256& key, ByteView sealed, ByteView aad) {

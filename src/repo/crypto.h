@@ -33,6 +33,8 @@ struct MasterKey {
 };
 
 Bytes Seal(const Key256& key, ByteView plaintext, ByteView aad);
+// Seal into `out`, which has room for plaintext.size() + kSealOverhead bytes; returns that.
+size_t SealTo(const Key256& key, ByteView plaintext, ByteView aad, uint8_t* out);
 // kCorruption when the tag does not verify or the input is too short.
 Result<Bytes> Open(const Key256& key, ByteView sealed, ByteView aad);
 

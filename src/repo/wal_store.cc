@@ -1,6 +1,9 @@
 #include "repo/wal_store.h"
 
+#include <cstring>
+#include <condition_variable>
 #include <future>
+#include <mutex>
 #include <unordered_map>
 
 #include "common/sysinfo.h"
@@ -19,9 +22,6 @@ namespace {
 constexpr int kWalCompressionLevel = -4;
 // WAL chunks are cut at fixed offsets (see Push).
 constexpr size_t kWalChunkSize = 1 << 20;
-// A pack is written once it holds this much, so a 16 MiB segment's first pack goes to disk
-// while the rest of the segment is still being compressed and sealed.
-constexpr size_t kWalPackSplit = 8 << 20;
 
 nlohmann::json LocationToJson(const BlobLocation& l) {
   return nlohmann::json::array({l.pack.Hex(), l.offset, l.length, l.raw_length});
@@ -185,108 +185,168 @@ Result<PushOutcome> WalStore::Push(const std::string& name, ByteView data, bool 
   rec.partial = partial;
   rec.chunks.resize(count);
 
-  // Each chunk is one job: keyed id, then zstd and AES-GCM while its bytes are still in cache.
-  // Chunks this repository already indexes (an earlier push of this session) are not sealed.
+  // Each chunk is one job: keyed id, then zstd while its bytes are still in cache. Chunks this
+  // repository already indexes (an earlier push of this session) are not compressed. The
+  // compressed chunks are then sealed in order straight into the pack writer's buffer.
+  //
+  // Chunks are claimed in order by the calling thread and by one helper per pool thread; the
+  // caller also seals each finished chunk into the pack in order, and runs a chunk itself
+  // rather than sleep while one is left to claim (a sleeping thread can take milliseconds to
+  // wake on a busy or virtualised machine, which a 16 MiB push cannot afford). No chunk is
+  // claimed more than kWindow ahead of the one being packed, which bounds memory for large
+  // segments (wal_segment_size up to 1 GiB).
+  constexpr size_t kWindow = 8;
   struct Slot {
-    std::promise<void> ready;
-    Bytes sealed;
+    Bytes compressed;
     bool known = false;
+    bool done = false;  // under `mu`
   };
   std::vector<Slot> slots(count);
-  std::vector<std::future<void>> ready(count);
-  for (size_t i = 0; i < count; ++i) ready[i] = slots[i].ready.get_future();
+  std::mutex mu;
+  std::condition_variable changed;
+  size_t next_claim = 0, packed = 0, helpers_running = 0;  // under `mu`
   auto job = [&](size_t i) {
     ByteView p = piece(i);
     Id id = BlobIdOf(repo_.key().id, p);
     rec.chunks[i] = ChunkRef{.id = id, .length = static_cast<uint32_t>(p.size())};
     slots[i].known = repo_.index().Has(id);
-    if (!slots[i].known) slots[i].sealed = SealBlob(repo_.key().encryption, id, p,
-                                                   kWalCompressionLevel);
-    slots[i].ready.set_value();
+    if (!slots[i].known) slots[i].compressed = CompressBlob(p, kWalCompressionLevel);
+    std::lock_guard lk(mu);
+    slots[i].done = true;
+    changed.notify_all();
   };
-  // Jobs are submitted a few ahead of the chunk being packed (Submit blocks on a full queue,
-  // which must not keep finished chunks from their pack). They hold references into this
-  // frame: every submitted one is waited for before it returns.
-  size_t submitted = 0;
-  auto submit_until = [&](size_t limit) {
-    for (; submitted < std::min(limit, count); ++submitted) {
-      size_t i = submitted;
-      if (pool && count > 1) {
-        pool->Submit([&job, i] { job(i); });
+  // Claims the next chunk if the window allows; count when none is left.
+  auto claim = [&](std::unique_lock<std::mutex>& lk, bool wait) -> size_t {
+    for (;;) {
+      if (next_claim >= count) return count;
+      if (next_claim < packed + kWindow) return next_claim++;
+      if (!wait) return count;
+      changed.wait(lk);
+    }
+  };
+  if (pool && count > 1) {
+    for (size_t h = 0; h < pool->size(); ++h) {
+      {
+        std::lock_guard lk(mu);
+        ++helpers_running;
+      }
+      pool->Submit([&] {
+        std::unique_lock lk(mu);
+        for (size_t i; (i = claim(lk, true)) < count;) {
+          lk.unlock();
+          job(i);
+          lk.lock();
+        }
+        --helpers_running;
+        changed.notify_all();
+      });
+    }
+  }
+  // The helpers hold references into this frame: they are waited for before it returns.
+  struct Joiner {
+    std::mutex& mu;
+    std::condition_variable& changed;
+    size_t& next_claim;
+    size_t count;
+    size_t& running;
+    ~Joiner() {
+      std::unique_lock lk(mu);
+      next_claim = count;  // nothing more to claim, also after an error
+      changed.notify_all();
+      changed.wait(lk, [&] { return running == 0; });
+    }
+  } joiner{mu, changed, next_claim, count, helpers_running};
+  // Waits until chunk i is compressed, compressing others meanwhile.
+  auto await_chunk = [&](size_t i) {
+    std::unique_lock lk(mu);
+    while (!slots[i].done) {
+      size_t mine = claim(lk, false);
+      if (mine < count) {
+        lk.unlock();
+        job(mine);
+        lk.lock();
       } else {
-        job(i);
+        changed.wait(lk);
       }
     }
   };
-  struct Joiner {
-    std::vector<std::future<void>>& f;
-    size_t& n;
-    ~Joiner() {
-      for (size_t i = 0; i < n; ++i)
-        if (f[i].valid()) f[i].wait();
-    }
-  } joiner{ready, submitted};
-  const size_t ahead = pool ? 2 * pool->size() + 2 : 1;
+  auto mark_packed = [&](size_t i) {
+    std::lock_guard lk(mu);
+    packed = i + 1;
+    changed.notify_all();
+  };
 
-  // Packs are filled in chunk order as the jobs finish; each is written (by its own thread)
-  // as soon as it is full, so the disk works while the rest is being sealed.
-  const size_t pack_limit =
-      std::min<size_t>(repo_.config().pack_size, kWalPackSplit);
+  // Packs are written as they are filled, in chunk order: the storage's writer takes each
+  // sealed blob as it comes (the local backend streams it to disk), and a full pack is
+  // committed (fsync, rename) by its own thread while the next one fills.
+  const size_t pack_limit = repo_.config().pack_size;
   std::vector<IndexPack> packs;
   std::vector<std::future<Status>> puts;
   bool writing = false;
-  Status write_error;
   std::unordered_map<Id, BlobLocation, IdHash> placed;
-  // The pack being filled: its sealed blobs stay in their own buffers and are written with
-  // the trailer by one PutParts (no copy into a pack buffer).
-  struct Pending {
-    std::vector<PackEntry> entries;
-    std::vector<Bytes> parts;
-    uint64_t size = 0;
+  std::unique_ptr<ObjectWriter> writer;
+  IndexPack current;
+  uint64_t current_size = 0;
+  auto append = [&](ByteView bytes) -> Status {
+    uint8_t* room = writer->Reserve(bytes.size());
+    if (!bytes.empty()) std::memcpy(room, bytes.data(), bytes.size());
+    return writer->Append(bytes.size());
   };
-  Pending pending;
   auto finish_pack = [&]() -> Status {
-    if (pending.entries.empty()) return Status::Ok();
-    if (!writing) {
-      writing = true;
-      if (before_write) RETURN_IF_ERROR(before_write());
-    }
-    IndexPack ip{.pack = Id::Random(), .entries = pending.entries};
-    for (const auto& e : ip.entries)
-      placed[e.id] = BlobLocation{.pack = ip.pack, .type = e.type, .offset = e.offset,
+    if (!writer) return Status::Ok();
+    RETURN_IF_ERROR(append(SealPackTrailer(repo_.key().encryption, current.entries))
+                        .WithContext("writing pack"));
+    for (const auto& e : current.entries)
+      placed[e.id] = BlobLocation{.pack = current.pack, .type = e.type, .offset = e.offset,
                                   .length = e.length, .raw_length = e.raw_length};
-    auto pack = std::make_shared<Pending>(std::move(pending));
-    pending = Pending();
-    pack->parts.push_back(SealPackTrailer(repo_.key().encryption, pack->entries));
-    std::string key = PackKey(ip.pack);
-    packs.push_back(std::move(ip));
-    puts.push_back(std::async(std::launch::async, [this, key, pack] {
-      std::vector<ByteView> views(pack->parts.begin(), pack->parts.end());
-      return repo_.storage().PutParts(key, views).WithContext("writing pack");
+    std::shared_ptr<ObjectWriter> done(std::move(writer));
+    packs.push_back(std::move(current));
+    current = IndexPack();
+    current_size = 0;
+    puts.push_back(std::async(std::launch::async, [done] {
+      return done->Commit().WithContext("writing pack");
     }));
     return Status::Ok();
   };
-  for (size_t i = 0; i < count; ++i) {
-    submit_until(i + ahead);
-    ready[i].wait();
+  auto add_blob = [&](const Id& id, ByteView compressed, uint32_t raw_length) -> Status {
+    if (!writer) {
+      if (!writing) {
+        writing = true;
+        if (before_write) RETURN_IF_ERROR(before_write());
+      }
+      current.pack = Id::Random();
+      ASSIGN_OR_RETURN(writer, repo_.storage().OpenWriter(PackKey(current.pack)));
+    }
+    const size_t sealed = compressed.size() + kSealOverhead;
+    uint8_t* room = writer->Reserve(sealed);
+    SealTo(repo_.key().encryption, compressed, id.bytes, room);
+    RETURN_IF_ERROR(writer->Append(sealed).WithContext("writing pack"));
+    current.entries.push_back(PackEntry{.type = BlobType::kData,
+                                        .id = id,
+                                        .offset = current_size,
+                                        .length = static_cast<uint32_t>(sealed),
+                                        .raw_length = raw_length});
+    current_size += sealed;
+    if (current_size >= pack_limit) return finish_pack();
+    return Status::Ok();
+  };
+  Status write_error;
+  for (size_t i = 0; i < count && write_error.ok(); ++i) {
+    await_chunk(i);
+    mark_packed(i);
     Slot& s = slots[i];
     const Id& id = rec.chunks[i].id;
-    if (s.known || placed.count(id) || s.sealed.empty()) continue;
+    if (s.known || placed.count(id) || s.compressed.empty()) continue;
     // Duplicates within this file (zero-filled pages) are stored once.
     bool dup = false;
-    for (const auto& e : pending.entries)
+    for (const auto& e : current.entries)
       if (e.id == id) dup = true;
     if (dup) continue;
-    pending.entries.push_back(PackEntry{.type = BlobType::kData,
-                                        .id = id,
-                                        .offset = pending.size,
-                                        .length = static_cast<uint32_t>(s.sealed.size()),
-                                        .raw_length = rec.chunks[i].length});
-    pending.size += s.sealed.size();
-    pending.parts.push_back(std::move(s.sealed));
-    if (pending.size >= pack_limit && write_error.ok()) write_error = finish_pack();
+    write_error = add_blob(id, s.compressed, rec.chunks[i].length);
+    Bytes().swap(s.compressed);
   }
   if (write_error.ok()) write_error = finish_pack();
+  writer.reset();  // a pack left unfinished by an error leaves nothing behind
   for (auto& f : puts) {
     Status st = f.get();
     if (!st.ok() && write_error.ok()) write_error = st;

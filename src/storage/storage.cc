@@ -12,6 +12,37 @@
 
 namespace reprise {
 
+namespace {
+
+class BufferedObjectWriter final : public ObjectWriter {
+ public:
+  BufferedObjectWriter(Storage& storage, std::string key)
+      : storage_(storage), key_(std::move(key)) {}
+  uint8_t* Reserve(size_t n) override {
+    if (data_.size() < size_ + n) data_.resize(size_ + n);
+    return data_.data() + size_;
+  }
+  Status Append(size_t n) override {
+    if (size_ + n > data_.size()) return Internal("ObjectWriter: appending more than reserved");
+    size_ += n;
+    return Status::Ok();
+  }
+  Status Commit() override { return storage_.Put(key_, ByteView(data_.data(), size_)); }
+
+ private:
+  Storage& storage_;
+  std::string key_;
+  Bytes data_;
+  size_t size_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ObjectWriter>> Storage::OpenWriter(const std::string& key) {
+  RETURN_IF_ERROR(ValidateStorageKey(key, false));
+  return std::unique_ptr<ObjectWriter>(new BufferedObjectWriter(*this, key));
+}
+
 Status Storage::PutParts(const std::string& key, const std::vector<ByteView>& parts) {
   size_t total = 0;
   for (ByteView p : parts) total += p.size();

@@ -32,6 +32,21 @@ struct ObjectInfo {
   uint64_t size = 0;
 };
 
+// An object written piece by piece (a WAL pack while its blobs are still being sealed).
+// Nothing is visible under the key before Commit returns OK; a writer destroyed without a
+// successful Commit leaves nothing behind.
+class ObjectWriter {
+ public:
+  virtual ~ObjectWriter() = default;
+  // Room for the object's next `n` bytes, to be filled in place and then passed to Append;
+  // valid until the next call on this writer.
+  virtual uint8_t* Reserve(size_t n) = 0;
+  // The first `n` bytes at Reserve's pointer (n at most what was reserved) come next.
+  virtual Status Append(size_t n) = 0;
+  // Makes the object durable and visible under its key (as Put does).
+  virtual Status Commit() = 0;
+};
+
 class Storage {
  public:
   virtual ~Storage() = default;
@@ -46,6 +61,9 @@ class Storage {
   // default joins them into one buffer; a backend that can write them as they are (local:
   // writev) saves that copy.
   virtual Status PutParts(const std::string& key, const std::vector<ByteView>& parts);
+  // A writer for `key`. The default collects the bytes and Puts them on Commit; the local
+  // backend streams them to a temp file as they come, bypassing the page cache (O_DIRECT).
+  virtual Result<std::unique_ptr<ObjectWriter>> OpenWriter(const std::string& key);
   virtual Status Delete(const std::string& key) = 0;
   virtual Result<ObjectInfo> Stat(const std::string& key) = 0;
   virtual Result<std::vector<ObjectInfo>> List(const std::string& prefix) = 0;

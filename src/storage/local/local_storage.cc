@@ -8,7 +8,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <new>
 #include <ctime>
 #include <string_view>
 #include <utility>
@@ -283,6 +287,128 @@ Status LocalStorage::PutParts(const std::string& key, const std::vector<ByteView
     return st;
   }
   return FsyncDir(dir);
+}
+
+namespace {
+
+// Streams an object into "<key>.tmp-<random>" as it is appended, then fsync, rename and
+// directory fsync on Commit (as Put). The bulk goes with O_DIRECT, in 4 KiB-aligned pieces
+// from a small aligned buffer that is reused: a WAL pack does not pass through the page cache,
+// so nothing copies it there and fsync waits only for the last piece. (On the 2-core VM of
+// bench/wal_push_latency.sh, a buffered 9 MB write plus fsync took 6 to 27 ms, mostly the
+// copy into fresh page-cache pages; the same with O_DIRECT 5 to 7 ms.) A filesystem that
+// refuses O_DIRECT (EINVAL) gets ordinary writes.
+class LocalObjectWriter final : public ObjectWriter {
+ public:
+  static constexpr size_t kAlign = 4096;
+  static constexpr size_t kFlushAt = 1 << 20;
+
+  LocalObjectWriter(int fd, bool direct, fs::path tmp, fs::path path,
+                    std::optional<std::pair<uid_t, gid_t>> owner)
+      : fd_(fd), direct_(direct), tmp_(std::move(tmp)), path_(std::move(path)),
+        owner_(std::move(owner)) {}
+  ~LocalObjectWriter() override {
+    if (!committed_) {
+      fd_.Close();
+      ::unlink(tmp_.c_str());
+    }
+    std::free(buf_);
+  }
+
+  uint8_t* Reserve(size_t n) override {
+    if (fill_ + n > cap_) {
+      size_t cap = std::max(cap_ * 2, (fill_ + n + kAlign - 1) / kAlign * kAlign);
+      void* p = nullptr;
+      if (::posix_memalign(&p, kAlign, cap) != 0) throw std::bad_alloc();
+      if (fill_) std::memcpy(p, buf_, fill_);
+      std::free(buf_);
+      buf_ = static_cast<uint8_t*>(p);
+      cap_ = cap;
+    }
+    reserved_ = n;
+    return buf_ + fill_;
+  }
+
+  Status Append(size_t n) override {
+    if (!buf_ || n > reserved_) return Internal("ObjectWriter: appending more than reserved");
+    reserved_ = 0;
+    fill_ += n;
+    if (fill_ >= kFlushAt) return Flush(false);
+    return Status::Ok();
+  }
+
+  Status Commit() override {
+    RETURN_IF_ERROR(Flush(true));
+    if (owner_ && ::fchown(fd_.get(), owner_->first, owner_->second) != 0)
+      return ErrnoError("chown", tmp_.native(), errno);
+    if (::fsync(fd_.get()) != 0) return ErrnoError("fsync", tmp_.native(), errno);
+    if (fd_.Close() != 0) return ErrnoError("close", tmp_.native(), errno);
+    if (::rename(tmp_.c_str(), path_.c_str()) != 0)
+      return ErrnoError("rename to '" + path_.native() + "'", tmp_.native(), errno);
+    committed_ = true;
+    return FsyncDir(path_.parent_path());
+  }
+
+ private:
+  // Writes the aligned part of the buffer (everything when `all`) and keeps the rest.
+  Status Flush(bool all) {
+    if (all && direct_) {
+      // The unaligned tail goes through the page cache; fsync covers it.
+      int flags = ::fcntl(fd_.get(), F_GETFL);
+      if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags & ~O_DIRECT) != 0)
+        return ErrnoError("fcntl", tmp_.native(), errno);
+      direct_ = false;
+    }
+    size_t len = direct_ ? fill_ / kAlign * kAlign : fill_;
+    size_t done = 0;
+    while (done < len) {
+      ssize_t n = ::pwrite(fd_.get(), buf_ + done, len - done, static_cast<off_t>(offset_ + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EINVAL && direct_) {  // alignment this filesystem does not take
+        int flags = ::fcntl(fd_.get(), F_GETFL);
+        if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags & ~O_DIRECT) != 0)
+          return ErrnoError("fcntl", tmp_.native(), errno);
+        direct_ = false;
+        continue;
+      }
+      if (n < 0) return ErrnoError("write", tmp_.native(), errno);
+      done += static_cast<size_t>(n);
+    }
+    offset_ += len;
+    fill_ -= len;
+    if (fill_) std::memmove(buf_, buf_ + len, fill_);
+    return Status::Ok();
+  }
+
+  Fd fd_;
+  bool direct_;
+  fs::path tmp_, path_;
+  std::optional<std::pair<uid_t, gid_t>> owner_;
+  uint8_t* buf_ = nullptr;
+  size_t cap_ = 0, fill_ = 0, reserved_ = 0;
+  uint64_t offset_ = 0;
+  bool committed_ = false;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ObjectWriter>> LocalStorage::OpenWriter(const std::string& key) {
+  RETURN_IF_ERROR(ValidateStorageKey(key, false));
+  Forget(key);
+  fs::path path = PathOf(key);
+  RETURN_IF_ERROR(EnsureDir(path.parent_path(), owner_));
+  ASSIGN_OR_RETURN(std::string suffix, RandomSuffix());
+  fs::path tmp = path.native() + std::string(kTempMarker) + suffix;
+  constexpr int kFlags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
+  bool direct = true;
+  int fd = ::open(tmp.c_str(), kFlags | O_DIRECT, kFileMode);
+  if (fd < 0 && errno == EINVAL) {  // no O_DIRECT here (tmpfs before Linux 6.6, some FUSE)
+    direct = false;
+    fd = ::open(tmp.c_str(), kFlags, kFileMode);
+  }
+  if (fd < 0) return ErrnoError("create", tmp.native(), errno);
+  return std::unique_ptr<ObjectWriter>(
+      new LocalObjectWriter(fd, direct, std::move(tmp), std::move(path), owner_));
 }
 
 Status LocalStorage::Delete(const std::string& key) {

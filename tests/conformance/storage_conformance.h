@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -139,6 +140,46 @@ TEST_P(StorageConformance, EmptyAndLargeObjects) {
   EXPECT_EQ(*s_->Get("data/00/big"), big);
 }
 
+
+// A WAL pack is written piece by piece as its blobs are sealed: the object is the pieces in
+// order (odd sizes, more than the local writer's 1 MiB flush and its 4 KiB alignment), it is
+// not visible before Commit, and a writer dropped without Commit leaves nothing at all.
+TEST_P(StorageConformance, ObjectWriterAppendsInPlaceAndCommits) {
+  Bytes expected;
+  {
+    auto w = s_->OpenWriter("data/ef/streamed");
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    for (uint32_t i = 0; i < 40; ++i) {
+      Bytes piece = Pattern(1 + (i * 104729) % 200000, 100 + i);
+      uint8_t* room = (*w)->Reserve(piece.size() + 7);
+      ASSERT_NE(room, nullptr);
+      std::memcpy(room, piece.data(), piece.size());
+      ASSERT_TRUE((*w)->Append(piece.size()).ok());
+      expected.insert(expected.end(), piece.begin(), piece.end());
+      if (i == 20) EXPECT_EQ(s_->Stat("data/ef/streamed").status().code(), Code::kNotFound);
+    }
+    EXPECT_FALSE((*w)->Append(1).ok()) << "appending more than reserved must fail";
+    ASSERT_TRUE((*w)->Commit().ok());
+  }
+  auto got = s_->Get("data/ef/streamed");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->size(), expected.size());
+  EXPECT_TRUE(*got == expected);
+
+  {
+    auto w = s_->OpenWriter("data/ef/abandoned");
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    Bytes piece = Pattern(3 << 20, 7);
+    std::memcpy((*w)->Reserve(piece.size()), piece.data(), piece.size());
+    ASSERT_TRUE((*w)->Append(piece.size()).ok());
+  }
+  EXPECT_EQ(s_->Stat("data/ef/abandoned").status().code(), Code::kNotFound);
+  auto listed = s_->List("data/ef/");
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].key, "data/ef/streamed");
+  EXPECT_FALSE(s_->OpenWriter("../escape").ok());
+}
 
 // A pack is written from its separate blob buffers: the object is their concatenation, in
 // order, whatever their number (more than IOV_MAX), sizes (empty ones too) and total.

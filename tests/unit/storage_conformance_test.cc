@@ -1,4 +1,6 @@
 // The storage contract for LocalStorage, and what only LocalStorage and OpenStorage promise.
+#include <cstring>
+
 #include "../conformance/storage_conformance.h"
 
 namespace reprise {
@@ -45,6 +47,36 @@ TEST(LocalStorageTest, PutLeavesNoTempFilesAndCreatesRoot) {
   }
   EXPECT_EQ(files, 1u);
   EXPECT_EQ(AsString(*t.storage->Get("a/b/c/d")), "deeper");
+  t.cleanup();
+}
+
+// A writer streams into a temp file; dropped without Commit (an error, a refused push), the
+// temp file goes too, and a committed one leaves only the object.
+TEST(LocalStorageTest, WritersLeaveNoTempFiles) {
+  StorageUnderTest t = MakeLocal();
+  fs::path root = t.storage->Location();
+  {
+    auto w = t.storage->OpenWriter("data/aa/dropped");
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    Bytes piece(3 << 20, 0x5a);
+    std::memcpy((*w)->Reserve(piece.size()), piece.data(), piece.size());
+    ASSERT_TRUE((*w)->Append(piece.size()).ok());
+    size_t temps = 0;
+    for (const auto& e : fs::recursive_directory_iterator(root))
+      temps += e.path().filename().string().find(".tmp-") != std::string::npos;
+    EXPECT_EQ(temps, 1u) << "the bytes go to a temp file as they come";
+  }
+  {
+    auto w = t.storage->OpenWriter("data/aa/kept");
+    ASSERT_TRUE(w.ok());
+    std::memcpy((*w)->Reserve(5), "bytes", 5);
+    ASSERT_TRUE((*w)->Append(5).ok());
+    ASSERT_TRUE((*w)->Commit().ok());
+  }
+  std::vector<std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(root))
+    if (e.is_regular_file()) files.push_back(e.path().filename().string());
+  EXPECT_EQ(files, std::vector<std::string>{"kept"});
   t.cleanup();
 }
 

@@ -9,7 +9,10 @@
 
 #include <cerrno>
 #include <algorithm>
+#include <atomic>
 #include <climits>
+#include <condition_variable>
+#include <thread>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -292,12 +295,13 @@ Status LocalStorage::PutParts(const std::string& key, const std::vector<ByteView
 namespace {
 
 // Streams an object into "<key>.tmp-<random>" as it is appended, then fsync, rename and
-// directory fsync on Commit (as Put). The bulk goes with O_DIRECT, in 4 KiB-aligned pieces
-// from a small aligned buffer that is reused: a WAL pack does not pass through the page cache,
-// so nothing copies it there and fsync waits only for the last piece. (On the 2-core VM of
-// bench/wal_push_latency.sh, a buffered 9 MB write plus fsync took 6 to 27 ms, mostly the
-// copy into fresh page-cache pages; the same with O_DIRECT 5 to 7 ms.) A filesystem that
-// refuses O_DIRECT (EINVAL) gets ordinary writes.
+// directory fsync on Commit (as Put). The bulk goes with O_DIRECT, in 4 KiB-aligned pieces of
+// about 1 MiB, written by a flusher thread while the caller fills the next piece (two aligned
+// buffers, swapped): a WAL pack does not pass through the page cache, nothing copies it there,
+// the caller never waits for the disk except in Commit, and fsync waits only for the tail.
+// (On the 2-core VM of bench/wal_push_latency.sh a buffered 9 MB write plus fsync took 6 to
+// 27 ms, mostly the copy into fresh page-cache pages; with O_DIRECT 5 to 7 ms.) A filesystem
+// that refuses O_DIRECT (EINVAL) gets ordinary writes.
 class LocalObjectWriter final : public ObjectWriter {
  public:
   static constexpr size_t kAlign = 4096;
@@ -308,37 +312,42 @@ class LocalObjectWriter final : public ObjectWriter {
       : fd_(fd), direct_(direct), tmp_(std::move(tmp)), path_(std::move(path)),
         owner_(std::move(owner)) {}
   ~LocalObjectWriter() override {
+    StopFlusher();
     if (!committed_) {
       fd_.Close();
       ::unlink(tmp_.c_str());
     }
-    std::free(buf_);
   }
 
   uint8_t* Reserve(size_t n) override {
-    if (fill_ + n > cap_) {
-      size_t cap = std::max(cap_ * 2, (fill_ + n + kAlign - 1) / kAlign * kAlign);
-      void* p = nullptr;
-      if (::posix_memalign(&p, kAlign, cap) != 0) throw std::bad_alloc();
-      if (fill_) std::memcpy(p, buf_, fill_);
-      std::free(buf_);
-      buf_ = static_cast<uint8_t*>(p);
-      cap_ = cap;
-    }
+    Grow(cur_, fill_, fill_ + n);
     reserved_ = n;
-    return buf_ + fill_;
+    return cur_.data + fill_;
   }
 
   Status Append(size_t n) override {
-    if (!buf_ || n > reserved_) return Internal("ObjectWriter: appending more than reserved");
+    if (!cur_.data || n > reserved_) return Internal("ObjectWriter: appending more than reserved");
     reserved_ = 0;
     fill_ += n;
-    if (fill_ >= kFlushAt) return Flush(false);
+    if (fill_ < kFlushAt) return Status::Ok();
+    // Hand the aligned part to the flusher and go on in the other buffer.
+    size_t len = direct_ ? fill_ / kAlign * kAlign : fill_;
+    RETURN_IF_ERROR(WaitFlushed());
+    Grow(spare_, 0, std::max(cur_.cap, fill_ - len + kFlushAt));
+    if (fill_ > len) std::memcpy(spare_.data, cur_.data + len, fill_ - len);
+    cur_.Swap(spare_);
+    fill_ -= len;
+    StartFlush(spare_.data, len);
     return Status::Ok();
   }
 
   Status Commit() override {
-    RETURN_IF_ERROR(Flush(true));
+    RETURN_IF_ERROR(WaitFlushed());
+    StopFlusher();
+    if (direct_) {  // the unaligned tail goes through the page cache; fsync covers it
+      RETURN_IF_ERROR(DropDirect());
+    }
+    RETURN_IF_ERROR(WriteAt(cur_.data, fill_));
     if (owner_ && ::fchown(fd_.get(), owner_->first, owner_->second) != 0)
       return ErrnoError("chown", tmp_.native(), errno);
     if (::fsync(fd_.get()) != 0) return ErrnoError("fsync", tmp_.native(), errno);
@@ -350,44 +359,110 @@ class LocalObjectWriter final : public ObjectWriter {
   }
 
  private:
-  // Writes the aligned part of the buffer (everything when `all`) and keeps the rest.
-  Status Flush(bool all) {
-    if (all && direct_) {
-      // The unaligned tail goes through the page cache; fsync covers it.
-      int flags = ::fcntl(fd_.get(), F_GETFL);
-      if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags & ~O_DIRECT) != 0)
-        return ErrnoError("fcntl", tmp_.native(), errno);
-      direct_ = false;
+  struct Buffer {
+    uint8_t* data = nullptr;
+    size_t cap = 0;
+    Buffer() = default;
+    Buffer(const Buffer&) = delete;
+    Buffer& operator=(const Buffer&) = delete;
+    ~Buffer() { std::free(data); }
+    void Swap(Buffer& o) {
+      std::swap(data, o.data);
+      std::swap(cap, o.cap);
     }
-    size_t len = direct_ ? fill_ / kAlign * kAlign : fill_;
+  };
+  // Makes `b` hold at least `need` bytes, keeping its first `keep`.
+  static void Grow(Buffer& b, size_t keep, size_t need) {
+    if (need <= b.cap) return;
+    size_t cap = std::max(b.cap * 2, (need + kAlign - 1) / kAlign * kAlign);
+    void* p = nullptr;
+    if (::posix_memalign(&p, kAlign, cap) != 0) throw std::bad_alloc();
+    if (keep) std::memcpy(p, b.data, keep);
+    std::free(b.data);
+    b.data = static_cast<uint8_t*>(p);
+    b.cap = cap;
+  }
+
+  Status DropDirect() {
+    int flags = ::fcntl(fd_.get(), F_GETFL);
+    if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags & ~O_DIRECT) != 0)
+      return ErrnoError("fcntl", tmp_.native(), errno);
+    direct_ = false;
+    return Status::Ok();
+  }
+
+  // Writes `len` bytes at the end of what is written so far (on the flusher, or in Commit).
+  Status WriteAt(const uint8_t* data, size_t len) {
     size_t done = 0;
     while (done < len) {
-      ssize_t n = ::pwrite(fd_.get(), buf_ + done, len - done, static_cast<off_t>(offset_ + done));
+      ssize_t n = ::pwrite(fd_.get(), data + done, len - done, static_cast<off_t>(offset_ + done));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno == EINVAL && direct_) {  // alignment this filesystem does not take
-        int flags = ::fcntl(fd_.get(), F_GETFL);
-        if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags & ~O_DIRECT) != 0)
-          return ErrnoError("fcntl", tmp_.native(), errno);
-        direct_ = false;
+        RETURN_IF_ERROR(DropDirect());
         continue;
       }
       if (n < 0) return ErrnoError("write", tmp_.native(), errno);
       done += static_cast<size_t>(n);
     }
     offset_ += len;
-    fill_ -= len;
-    if (fill_) std::memmove(buf_, buf_ + len, fill_);
     return Status::Ok();
   }
 
+  void StartFlush(const uint8_t* data, size_t len) {
+    std::unique_lock lk(mu_);
+    if (!flusher_.joinable()) {
+      flusher_ = std::thread([this] {
+        std::unique_lock lk(mu_);
+        for (;;) {
+          cv_.wait(lk, [&] { return job_ || stop_; });
+          if (!job_) return;
+          const uint8_t* data = job_;
+          size_t len = job_len_;
+          lk.unlock();
+          Status st = WriteAt(data, len);
+          lk.lock();
+          if (!st.ok() && error_.ok()) error_ = st;
+          job_ = nullptr;
+          cv_.notify_all();
+        }
+      });
+    }
+    job_ = data;
+    job_len_ = len;
+    cv_.notify_all();
+  }
+
+  Status WaitFlushed() {
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return job_ == nullptr; });
+    return error_;
+  }
+
+  void StopFlusher() {
+    {
+      std::unique_lock lk(mu_);
+      cv_.wait(lk, [&] { return job_ == nullptr; });
+      stop_ = true;
+      cv_.notify_all();
+    }
+    if (flusher_.joinable()) flusher_.join();
+  }
+
   Fd fd_;
-  bool direct_;
+  std::atomic<bool> direct_;  // the flusher may turn it off (EINVAL)
   fs::path tmp_, path_;
   std::optional<std::pair<uid_t, gid_t>> owner_;
-  uint8_t* buf_ = nullptr;
-  size_t cap_ = 0, fill_ = 0, reserved_ = 0;
-  uint64_t offset_ = 0;
+  Buffer cur_, spare_;  // filling; being written (or free)
+  size_t fill_ = 0, reserved_ = 0;
+  uint64_t offset_ = 0;  // bytes written; the flusher's while it runs
   bool committed_ = false;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::thread flusher_;
+  const uint8_t* job_ = nullptr;  // under mu_
+  size_t job_len_ = 0;
+  bool stop_ = false;
+  Status error_;
 };
 
 }  // namespace

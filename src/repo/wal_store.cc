@@ -195,9 +195,12 @@ Result<PushOutcome> WalStore::Push(const std::string& name, ByteView data, bool 
   // wake on a busy or virtualised machine, which a 16 MiB push cannot afford). No chunk is
   // claimed more than kWindow ahead of the one being packed, which bounds memory for large
   // segments (wal_segment_size up to 1 GiB).
-  constexpr size_t kWindow = 8;
+  // Compressed chunks go into a few buffers that are reused (a fresh 1 MiB buffer per chunk
+  // costs its page faults every time).
+  constexpr size_t kWindow = 4;
   struct Slot {
-    Bytes compressed;
+    Bytes compressed;  // its first `size` bytes
+    size_t size = 0;
     bool known = false;
     bool done = false;  // under `mu`
   };
@@ -205,14 +208,25 @@ Result<PushOutcome> WalStore::Push(const std::string& name, ByteView data, bool 
   std::mutex mu;
   std::condition_variable changed;
   size_t next_claim = 0, packed = 0, helpers_running = 0;  // under `mu`
+  std::vector<Bytes> spare;                                 // under `mu`
   auto job = [&](size_t i) {
     ByteView p = piece(i);
     Id id = BlobIdOf(repo_.key().id, p);
     rec.chunks[i] = ChunkRef{.id = id, .length = static_cast<uint32_t>(p.size())};
-    slots[i].known = repo_.index().Has(id);
-    if (!slots[i].known) slots[i].compressed = CompressBlob(p, kWalCompressionLevel);
+    Slot& slot = slots[i];
+    slot.known = repo_.index().Has(id);
+    if (!slot.known) {
+      {
+        std::lock_guard lk(mu);
+        if (!spare.empty()) {
+          slot.compressed = std::move(spare.back());
+          spare.pop_back();
+        }
+      }
+      slot.size = CompressBlobInto(p, kWalCompressionLevel, slot.compressed);
+    }
     std::lock_guard lk(mu);
-    slots[i].done = true;
+    slot.done = true;
     changed.notify_all();
   };
   // Claims the next chunk if the window allows; count when none is left.
@@ -330,20 +344,53 @@ Result<PushOutcome> WalStore::Push(const std::string& name, ByteView data, bool 
     if (current_size >= pack_limit) return finish_pack();
     return Status::Ok();
   };
+  std::unordered_map<Id, bool, IdHash> pack_present;
   Status write_error;
   for (size_t i = 0; i < count && write_error.ok(); ++i) {
     await_chunk(i);
     mark_packed(i);
     Slot& s = slots[i];
     const Id& id = rec.chunks[i].id;
-    if (s.known || placed.count(id) || s.compressed.empty()) continue;
+    // The buffer goes back for another chunk whatever happens to this one.
+    struct GiveBack {
+      Slot& s;
+      std::mutex& mu;
+      std::vector<Bytes>& spare;
+      ~GiveBack() {
+        if (s.compressed.empty()) return;
+        std::lock_guard lk(mu);
+        spare.push_back(std::move(s.compressed));
+      }
+    } give_back{s, mu, spare};
+    if (placed.count(id)) continue;
+    if (s.known) {
+      // Stored by an earlier push of this process (wal-stream runs for hours). Prune may have
+      // deleted its pack since (its segment expired): trust it only if the pack is still
+      // there, checked under the lock so that prune cannot delete it before the record names
+      // it; otherwise store it again.
+      if (!writing) {
+        writing = true;
+        if (before_write) RETURN_IF_ERROR(before_write());
+      }
+      auto loc = repo_.index().Find(id);
+      bool present = false;
+      if (loc.ok()) {
+        auto it = pack_present.find(loc->pack);
+        if (it == pack_present.end())
+          it = pack_present.emplace(loc->pack, repo_.storage().Stat(PackKey(loc->pack)).ok()).first;
+        present = it->second;
+      }
+      if (present) continue;
+      s.known = false;
+      s.size = CompressBlobInto(piece(i), kWalCompressionLevel, s.compressed);
+    }
+    if (s.size == 0) continue;
     // Duplicates within this file (zero-filled pages) are stored once.
     bool dup = false;
     for (const auto& e : current.entries)
       if (e.id == id) dup = true;
     if (dup) continue;
-    write_error = add_blob(id, s.compressed, rec.chunks[i].length);
-    Bytes().swap(s.compressed);
+    write_error = add_blob(id, ByteView(s.compressed.data(), s.size), rec.chunks[i].length);
   }
   if (write_error.ok()) write_error = finish_pack();
   writer.reset();  // a pack left unfinished by an error leaves nothing behind

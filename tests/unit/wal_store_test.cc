@@ -124,6 +124,35 @@ TEST_F(WalStoreTest, PruneKeepsWalBlobs) {
   EXPECT_EQ(check->wal_files, 2u);
 }
 
+// wal-stream pushes for hours from one process, and prune may run between two pushes: a chunk
+// this process stored earlier (a zero-filled MiB, common at the end of a switched segment) may
+// be in a pack prune has since deleted (its segment expired). Reusing it would leave the new
+// record pointing at nothing; the push must store the chunk again.
+TEST_F(WalStoreTest, ALongLivedPusherNeverReusesAChunkWhosePackIsGone) {
+  Bytes zeros(1 << 20, 0);
+  Bytes first = RandomBytes(1 << 20);
+  first.insert(first.end(), zeros.begin(), zeros.end());
+  Bytes second = RandomBytes(1 << 20);
+  second.insert(second.end(), zeros.begin(), zeros.end());
+  ThreadPool pool(2, 4);
+  WalStore wal(*repo_, "db", clock_);
+  ASSERT_TRUE(wal.Push("000000010000000000000001", first, false, &pool).ok());
+  // As prune after expiring segment 1: its record and every pack go.
+  ASSERT_TRUE(wal.Remove("000000010000000000000001").ok());
+  auto packs = repo_->storage().List(std::string(kDataDir));
+  ASSERT_TRUE(packs.ok());
+  ASSERT_FALSE(packs->empty());
+  for (const auto& o : *packs) ASSERT_TRUE(repo_->storage().Delete(o.key).ok());
+
+  ASSERT_TRUE(wal.Push("000000010000000000000002", second, false, &pool).ok());
+  auto repo2 = Reopen();
+  ASSERT_TRUE(repo2->LoadIndex().ok());
+  WalStore wal2(*repo2, "db", clock_);
+  auto back = wal2.Fetch("000000010000000000000002");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(*back == second);
+}
+
 TEST_F(WalStoreTest, ExpireKeepsWhatKeptPointsNeed) {
   WalStore wal(*repo_, "db", clock_);
   for (int i = 1; i <= 5; ++i)

@@ -3,12 +3,14 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <openssl/rand.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <algorithm>
+#include <deque>
 #include <atomic>
 #include <climits>
 #include <condition_variable>
@@ -296,16 +298,19 @@ namespace {
 
 // Streams an object into "<key>.tmp-<random>" as it is appended, then fsync, rename and
 // directory fsync on Commit (as Put). The bulk goes with O_DIRECT, in 4 KiB-aligned pieces of
-// about 1 MiB, written by a flusher thread while the caller fills the next piece (two aligned
-// buffers, swapped): a WAL pack does not pass through the page cache, nothing copies it there,
-// the caller never waits for the disk except in Commit, and fsync waits only for the tail.
-// (On the 2-core VM of bench/wal_push_latency.sh a buffered 9 MB write plus fsync took 6 to
-// 27 ms, mostly the copy into fresh page-cache pages; with O_DIRECT 5 to 7 ms.) A filesystem
-// that refuses O_DIRECT (EINVAL) gets ordinary writes.
+// about 1 MiB written by a flusher thread while the caller fills the next piece, so a WAL pack
+// does not pass through the page cache, nothing copies it there, the caller waits for the disk
+// only in Commit, and fsync waits only for the tail. (On the 2-core VM of
+// bench/wal_push_latency.sh a buffered 9 MB write plus fsync took 6 to 27 ms, mostly the copy
+// into fresh page-cache pages; with O_DIRECT 5 to 7 ms.) Pieces live in up to kBuffers
+// buffers, mapped populated (one batch of page faults instead of one fault per page), so a
+// slow first write does not stall the caller. A filesystem that refuses O_DIRECT (EINVAL)
+// gets ordinary writes.
 class LocalObjectWriter final : public ObjectWriter {
  public:
   static constexpr size_t kAlign = 4096;
   static constexpr size_t kFlushAt = 1 << 20;
+  static constexpr size_t kBuffers = 4;
 
   LocalObjectWriter(int fd, bool direct, fs::path tmp, fs::path path,
                     std::optional<std::pair<uid_t, gid_t>> owner)
@@ -320,7 +325,8 @@ class LocalObjectWriter final : public ObjectWriter {
   }
 
   uint8_t* Reserve(size_t n) override {
-    Grow(cur_, fill_, fill_ + n);
+    if (!cur_.data) cur_ = TakeBuffer(n);
+    cur_.Grow(fill_, fill_ + n);
     reserved_ = n;
     return cur_.data + fill_;
   }
@@ -330,24 +336,22 @@ class LocalObjectWriter final : public ObjectWriter {
     reserved_ = 0;
     fill_ += n;
     if (fill_ < kFlushAt) return Status::Ok();
-    // Hand the aligned part to the flusher and go on in the other buffer.
+    // Queue the aligned part for the flusher and go on in another buffer.
     size_t len = direct_ ? fill_ / kAlign * kAlign : fill_;
-    RETURN_IF_ERROR(WaitFlushed());
-    Grow(spare_, 0, std::max(cur_.cap, fill_ - len + kFlushAt));
-    if (fill_ > len) std::memcpy(spare_.data, cur_.data + len, fill_ - len);
-    cur_.Swap(spare_);
+    Buffer next = TakeBuffer(fill_ - len);
+    if (!next.data) return FirstError();
+    if (fill_ > len) std::memcpy(next.data, cur_.data + len, fill_ - len);
     fill_ -= len;
-    StartFlush(spare_.data, len);
+    Queue(std::move(cur_), len);
+    cur_ = std::move(next);
     return Status::Ok();
   }
 
   Status Commit() override {
-    RETURN_IF_ERROR(WaitFlushed());
     StopFlusher();
-    if (direct_) {  // the unaligned tail goes through the page cache; fsync covers it
-      RETURN_IF_ERROR(DropDirect());
-    }
-    RETURN_IF_ERROR(WriteAt(cur_.data, fill_));
+    RETURN_IF_ERROR(FirstError());
+    if (direct_) RETURN_IF_ERROR(DropDirect());  // the tail goes through the page cache
+    if (fill_) RETURN_IF_ERROR(WriteAt(cur_.data, fill_));
     if (owner_ && ::fchown(fd_.get(), owner_->first, owner_->second) != 0)
       return ErrnoError("chown", tmp_.native(), errno);
     if (::fsync(fd_.get()) != 0) return ErrnoError("fsync", tmp_.native(), errno);
@@ -359,29 +363,37 @@ class LocalObjectWriter final : public ObjectWriter {
   }
 
  private:
+  // An aligned, populated anonymous mapping.
   struct Buffer {
     uint8_t* data = nullptr;
     size_t cap = 0;
     Buffer() = default;
-    Buffer(const Buffer&) = delete;
-    Buffer& operator=(const Buffer&) = delete;
-    ~Buffer() { std::free(data); }
-    void Swap(Buffer& o) {
+    Buffer(Buffer&& o) noexcept : data(std::exchange(o.data, nullptr)), cap(std::exchange(o.cap, 0)) {}
+    Buffer& operator=(Buffer&& o) noexcept {
       std::swap(data, o.data);
       std::swap(cap, o.cap);
+      return *this;
+    }
+    ~Buffer() {
+      if (data) ::munmap(data, cap);
+    }
+    // Holds at least `need` bytes afterwards, keeping the first `keep`.
+    void Grow(size_t keep, size_t need) {
+      if (need <= cap) return;
+      size_t size = std::max(cap * 2, (need + kAlign - 1) / kAlign * kAlign);
+      void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+      if (keep) std::memcpy(p, data, keep);
+      if (data) ::munmap(data, cap);
+      data = static_cast<uint8_t*>(p);
+      cap = size;
     }
   };
-  // Makes `b` hold at least `need` bytes, keeping its first `keep`.
-  static void Grow(Buffer& b, size_t keep, size_t need) {
-    if (need <= b.cap) return;
-    size_t cap = std::max(b.cap * 2, (need + kAlign - 1) / kAlign * kAlign);
-    void* p = nullptr;
-    if (::posix_memalign(&p, kAlign, cap) != 0) throw std::bad_alloc();
-    if (keep) std::memcpy(p, b.data, keep);
-    std::free(b.data);
-    b.data = static_cast<uint8_t*>(p);
-    b.cap = cap;
-  }
+  struct Piece {
+    Buffer buffer;
+    size_t len;
+  };
 
   Status DropDirect() {
     int flags = ::fcntl(fd_.get(), F_GETFL);
@@ -391,7 +403,7 @@ class LocalObjectWriter final : public ObjectWriter {
     return Status::Ok();
   }
 
-  // Writes `len` bytes at the end of what is written so far (on the flusher, or in Commit).
+  // Writes `len` bytes after what is written so far (on the flusher, or in Commit after it).
   Status WriteAt(const uint8_t* data, size_t len) {
     size_t done = 0;
     while (done < len) {
@@ -408,59 +420,78 @@ class LocalObjectWriter final : public ObjectWriter {
     return Status::Ok();
   }
 
-  void StartFlush(const uint8_t* data, size_t len) {
-    std::unique_lock lk(mu_);
-    if (!flusher_.joinable()) {
-      flusher_ = std::thread([this] {
-        std::unique_lock lk(mu_);
-        for (;;) {
-          cv_.wait(lk, [&] { return job_ || stop_; });
-          if (!job_) return;
-          const uint8_t* data = job_;
-          size_t len = job_len_;
-          lk.unlock();
-          Status st = WriteAt(data, len);
-          lk.lock();
-          if (!st.ok() && error_.ok()) error_ = st;
-          job_ = nullptr;
-          cv_.notify_all();
-        }
-      });
+  // A buffer for the next piece, holding `carry` bytes and a piece more; waits for the
+  // flusher when all kBuffers are taken. Empty after a write error.
+  Buffer TakeBuffer(size_t carry) {
+    Buffer b;
+    {
+      std::unique_lock lk(mu_);
+      cv_.wait(lk, [&] { return !free_.empty() || made_ < kBuffers || !error_.ok(); });
+      if (!error_.ok()) return b;
+      if (!free_.empty()) {
+        b = std::move(free_.back());
+        free_.pop_back();
+      } else {
+        ++made_;
+      }
     }
-    job_ = data;
-    job_len_ = len;
+    b.Grow(0, carry + kFlushAt + kFlushAt / 4);
+    return b;
+  }
+
+  void Queue(Buffer b, size_t len) {
+    std::unique_lock lk(mu_);
+    queue_.push_back(Piece{std::move(b), len});
+    if (!flusher_.joinable()) flusher_ = std::thread([this] { Flusher(); });
     cv_.notify_all();
   }
 
-  Status WaitFlushed() {
+  void Flusher() {
     std::unique_lock lk(mu_);
-    cv_.wait(lk, [&] { return job_ == nullptr; });
-    return error_;
+    for (;;) {
+      cv_.wait(lk, [&] { return !queue_.empty() || stop_; });
+      if (queue_.empty()) return;
+      Piece piece = std::move(queue_.front());
+      queue_.pop_front();
+      Status st = error_;
+      lk.unlock();
+      if (st.ok()) st = WriteAt(piece.buffer.data, piece.len);
+      lk.lock();
+      if (!st.ok() && error_.ok()) error_ = st;
+      free_.push_back(std::move(piece.buffer));
+      cv_.notify_all();
+    }
   }
 
+  // Lets the flusher write what is queued, then ends it.
   void StopFlusher() {
     {
-      std::unique_lock lk(mu_);
-      cv_.wait(lk, [&] { return job_ == nullptr; });
+      std::lock_guard lk(mu_);
       stop_ = true;
       cv_.notify_all();
     }
     if (flusher_.joinable()) flusher_.join();
   }
 
+  Status FirstError() {
+    std::lock_guard lk(mu_);
+    return error_;
+  }
+
   Fd fd_;
   std::atomic<bool> direct_;  // the flusher may turn it off (EINVAL)
   fs::path tmp_, path_;
   std::optional<std::pair<uid_t, gid_t>> owner_;
-  Buffer cur_, spare_;  // filling; being written (or free)
+  Buffer cur_;  // being filled
   size_t fill_ = 0, reserved_ = 0;
-  uint64_t offset_ = 0;  // bytes written; the flusher's while it runs
+  uint64_t offset_ = 0;  // bytes written: the flusher's while it runs
   bool committed_ = false;
   std::mutex mu_;
   std::condition_variable cv_;
   std::thread flusher_;
-  const uint8_t* job_ = nullptr;  // under mu_
-  size_t job_len_ = 0;
+  std::deque<Piece> queue_;  // under mu_, as the rest below
+  std::vector<Buffer> free_;
+  size_t made_ = 0;
   bool stop_ = false;
   Status error_;
 };

@@ -1,6 +1,7 @@
 #include "repo/repository.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "repo/compress.h"
 #include "repo/format.h"
@@ -165,19 +166,41 @@ Result<bool> Repository::SaveBlob(BlobType type, const Id& id, ByteView plaintex
   stats_.stored_bytes += sealed.size();
   int slot = static_cast<int>(type);
   std::lock_guard lk(pack_mu_);
-  if (open_[slot].empty()) open_[slot].Reserve(config_.pack_size + (1 << 20));
-  open_[slot].Add(type, id, sealed, static_cast<uint32_t>(plaintext.size()));
-  if (open_[slot].size() >= config_.pack_size) FinishPackLocked(slot);
+  OpenPack& pack = open_[slot];
+  if (!pack.writer) {
+    pack.id = Id::Random();
+    auto writer = storage_->OpenWriter(PackKey(pack.id));
+    if (!writer.ok()) {
+      SetError(writer.status().WithContext("writing pack '" + pack.id.Short() + "'"));
+      return TakeError();
+    }
+    pack.writer = std::move(*writer);
+  }
+  std::memcpy(pack.writer->Reserve(sealed.size()), sealed.data(), sealed.size());
+  if (Status st = pack.writer->Append(sealed.size()); !st.ok()) {
+    SetError(st.WithContext("writing pack '" + pack.id.Short() + "'"));
+    return TakeError();
+  }
+  pack.entries.push_back(PackEntry{.type = type,
+                                   .id = id,
+                                   .offset = pack.size,
+                                   .length = static_cast<uint32_t>(sealed.size()),
+                                   .raw_length = static_cast<uint32_t>(plaintext.size())});
+  pack.size += sealed.size();
+  if (pack.size >= config_.pack_size) FinishPackLocked(slot);
   return true;
 }
 
 void Repository::FinishPackLocked(int slot) {
-  if (open_[slot].empty()) return;
-  PendingPack p;
-  p.id = Id::Random();
-  p.entries = open_[slot].entries();
-  p.bytes = open_[slot].Finish(master_.encryption);
-  open_[slot] = PackBuilder();
+  if (!open_[slot].writer) return;
+  PendingPack p = std::move(open_[slot]);
+  open_[slot] = OpenPack();
+  Bytes trailer = SealPackTrailer(master_.encryption, p.entries);
+  std::memcpy(p.writer->Reserve(trailer.size()), trailer.data(), trailer.size());
+  if (Status st = p.writer->Append(trailer.size()); !st.ok()) {
+    SetError(st.WithContext("writing pack '" + p.id.Short() + "'"));
+    return;  // the writer goes with `p`: nothing is left behind
+  }
   std::unique_lock lk(upload_mu_);
   upload_done_cv_.wait(lk, [&] { return upload_queue_.size() < kMaxQueuedPacks || stopping_; });
   upload_queue_.push_back(std::move(p));
@@ -197,7 +220,8 @@ void Repository::UploadLoop() {
       ++uploads_in_flight_;
     }
     upload_done_cv_.notify_all();
-    Status st = storage_->Put(PackKey(p.id), p.bytes);
+    Status st = p.writer->Commit();
+    p.writer.reset();
     std::vector<IndexPack> to_write;
     {
       std::lock_guard lk(upload_mu_);

@@ -124,14 +124,18 @@ class Repository {
   std::mutex claim_mu_;
   std::unordered_set<Id, IdHash> claimed_;  // saved this session, maybe not indexed yet
   std::mutex pack_mu_;
-  PackBuilder open_[2];  // one per BlobType
+  // A pack being filled: its bytes go to the storage's writer as blobs come (the local
+  // backend streams them to disk), and an uploader commits it once full.
+  struct OpenPack {
+    Id id;
+    std::unique_ptr<ObjectWriter> writer;
+    std::vector<PackEntry> entries;
+    uint64_t size = 0;
+  };
+  OpenPack open_[2];  // one per BlobType
   std::mutex upload_mu_;
   std::condition_variable upload_cv_, upload_done_cv_;
-  struct PendingPack {
-    Id id;
-    Bytes bytes;
-    std::vector<PackEntry> entries;
-  };
+  using PendingPack = OpenPack;  // full, its trailer written, to commit
   std::deque<PendingPack> upload_queue_;
   size_t uploads_in_flight_ = 0;
   std::vector<IndexPack> unindexed_;  // uploaded, not yet in an index file

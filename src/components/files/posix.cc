@@ -1,10 +1,15 @@
 #include "components/files/posix.h"
 
+#include <fcntl.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <new>
 #include <vector>
 
 #include "common/bytes.h"
@@ -70,6 +75,84 @@ Status WriteAllAt(int fd, ByteView data, uint64_t offset, std::string_view path)
     }
     done += static_cast<size_t>(n);
   }
+  return Status::Ok();
+}
+
+UniqueFd OpenForDirectWrite(const std::string& path, mode_t mode, bool* direct, int extra) {
+  const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | extra;
+  UniqueFd fd(::open(path.c_str(), flags | O_DIRECT, mode));
+  *direct = fd.valid();
+  if (!fd.valid() && errno == EINVAL) fd = UniqueFd(::open(path.c_str(), flags, mode));
+  return fd;
+}
+
+namespace {
+
+constexpr size_t kSequentialBuffer = 1 << 20;
+constexpr size_t kDirectAlign = 4096;
+
+// This thread's aligned buffer, for the life of the thread.
+uint8_t* ThreadWriteBuffer() {
+  struct Buffer {
+    uint8_t* p = nullptr;
+    ~Buffer() { std::free(p); }
+  };
+  thread_local Buffer buffer;
+  if (!buffer.p) {
+    void* p = nullptr;
+    if (::posix_memalign(&p, kDirectAlign, kSequentialBuffer) != 0) throw std::bad_alloc();
+    buffer.p = static_cast<uint8_t*>(p);
+  }
+  return buffer.p;
+}
+
+}  // namespace
+
+SequentialWriter::SequentialWriter(int fd, bool direct, std::string_view path)
+    : fd_(fd), direct_(direct), path_(path), buffer_(ThreadWriteBuffer()) {}
+
+Status SequentialWriter::Write(ByteView data) {
+  while (!data.empty()) {
+    size_t n = std::min(data.size(), kSequentialBuffer - fill_);
+    std::memcpy(buffer_ + fill_, data.data(), n);
+    fill_ += n;
+    data = data.subspan(n);
+    if (fill_ == kSequentialBuffer) RETURN_IF_ERROR(Flush(false));
+  }
+  return Status::Ok();
+}
+
+Status SequentialWriter::Finish() { return Flush(true); }
+
+Status SequentialWriter::Flush(bool all) {
+  size_t len = direct_ ? fill_ / kDirectAlign * kDirectAlign : fill_;
+  if (all && len < fill_) {
+    // An unaligned tail: through the page cache from here on.
+    if (len > 0) RETURN_IF_ERROR(Flush(false));
+    int flags = ::fcntl(fd_, F_GETFL);
+    if (flags < 0 || ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT) != 0)
+      return PathError("fcntl", path_, errno);
+    direct_ = false;
+    len = fill_;
+  }
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = ::pwrite(fd_, buffer_ + done, len - done, static_cast<off_t>(written_ + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINVAL && direct_) {
+      // An alignment this filesystem does not take for O_DIRECT: write normally.
+      int flags = ::fcntl(fd_, F_GETFL);
+      if (flags < 0 || ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT) != 0)
+        return PathError("fcntl", path_, errno);
+      direct_ = false;
+      continue;
+    }
+    if (n < 0) return PathError("write", path_, errno);
+    done += static_cast<size_t>(n);
+  }
+  written_ += len;
+  fill_ -= len;
+  if (fill_ > 0) std::memmove(buffer_, buffer_ + len, fill_);
   return Status::Ok();
 }
 

@@ -44,6 +44,32 @@ Status PathError(std::string_view what, std::string_view path, int err);
 // pwrite() until all of `data` is written at `offset`, retrying on EINTR.
 Status WriteAllAt(int fd, ByteView data, uint64_t offset, std::string_view path);
 
+// Opens `path` for writing (O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, and `extra`) with
+// O_DIRECT when the filesystem takes it; `direct` says whether it did.
+UniqueFd OpenForDirectWrite(const std::string& path, mode_t mode, bool* direct, int extra = 0);
+
+// Writes a new file front to back through one 1 MiB aligned buffer per thread (reused, so its
+// pages are touched once): on an O_DIRECT descriptor the aligned bulk goes straight to the
+// disk in 1 MiB writes, without a copy into the page cache; the unaligned tail goes through
+// the page cache (Finish drops O_DIRECT for it). Also gathers small pieces (8 KiB page blocks)
+// into large writes on an ordinary descriptor. Finish writes what is left; the caller syncs.
+class SequentialWriter {
+ public:
+  SequentialWriter(int fd, bool direct, std::string_view path);
+  Status Write(ByteView data);
+  Status Finish();
+  uint64_t size() const { return written_ + fill_; }
+
+ private:
+  Status Flush(bool all);
+  int fd_;
+  bool direct_;
+  std::string path_;
+  uint8_t* buffer_;
+  size_t fill_ = 0;
+  uint64_t written_ = 0;
+};
+
 // The target of the symlink at `path`, raw bytes; `size_hint` is its lstat size.
 Result<std::string> ReadLink(const std::string& path, size_t size_hint);
 

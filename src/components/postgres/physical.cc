@@ -448,16 +448,19 @@ class DataDirWriter {
     ASSIGN_OR_RETURN(std::string path, Place(e));
     RETURN_IF_ERROR(files::MakeParents(path));
     std::string temp = path + ".reprise-tmp";
-    UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    // O_DIRECT where the filesystem takes it: a restored cluster's files go straight to the
+    // disk in 1 MiB writes instead of 8 KiB page blocks copied into the page cache.
+    bool direct = false;
+    UniqueFd fd = files::OpenForDirectWrite(temp, 0600, &direct);
     if (!fd.valid()) return PathError("creating", temp, errno);
-    uint64_t off = 0;
+    files::SequentialWriter out(fd.get(), direct, temp);
     uint32_t crc = 0;
     Status st = source_.ReadContent(e["contents"][0], [&](ByteView b) {
       crc = pg::Crc32c(crc, b.data(), b.size());
-      RETURN_IF_ERROR(files::WriteAllAt(fd.get(), b, off, temp));
-      off += b.size();
-      return Status::Ok();
+      return out.Write(b);
     });
+    if (st.ok()) st = out.Finish();
+    const uint64_t off = out.size();
     if (st.ok() && off != e.value("size", uint64_t{0}))
       st = Corruption("file '" + path + "' restored with " + std::to_string(off) +
                       " bytes, the backup says " + std::to_string(e.value("size", uint64_t{0})));

@@ -250,10 +250,12 @@ TEST_F(StackRestoreTest, WholeStackBackupAndOrderedRestore) {
   WriteFile(docs + "/sub/b.txt", RandomText(100000, 3));
   auto docs_before = Snapshot(docs);
   // Two components that each wait (up to 10 s) until the other has started: run one after
-  // the other, neither sees the other.
+  // the other, neither sees the other. The start stamp appears whole (rename): a file created
+  // by the redirection but not yet holding its time would let the other side stop waiting
+  // before that time was taken, and the two spans would seem not to overlap.
   fs::create_directories(base_ + "/meet");
   WriteFile(base_ + "/meet.sh",
-            "d=" + base_ + "/meet; date +%s%N > $d/$1.start; i=0\n"
+            "d=" + base_ + "/meet; date +%s%N > $d/$1.start.tmp; mv $d/$1.start.tmp $d/$1.start; i=0\n"
             "while [ ! -e $d/$2.start ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done\n"
             "date +%s%N > $d/$1.end; echo payload $1\n");
   std::string pg_conn = "host=127.0.0.1 port=" + std::to_string(pg->port()) + " user=postgres";

@@ -20,10 +20,12 @@ class BufferedObjectWriter final : public ObjectWriter {
       : storage_(storage), key_(std::move(key)) {}
   uint8_t* Reserve(size_t n) override {
     if (data_.size() < size_ + n) data_.resize(size_ + n);
+    reserved_ = n;
     return data_.data() + size_;
   }
   Status Append(size_t n) override {
-    if (size_ + n > data_.size()) return Internal("ObjectWriter: appending more than reserved");
+    if (n > reserved_) return Internal("ObjectWriter: appending more than reserved");
+    reserved_ = 0;
     size_ += n;
     return Status::Ok();
   }
@@ -33,7 +35,7 @@ class BufferedObjectWriter final : public ObjectWriter {
   Storage& storage_;
   std::string key_;
   Bytes data_;
-  size_t size_ = 0;
+  size_t size_ = 0, reserved_ = 0;
 };
 
 }  // namespace

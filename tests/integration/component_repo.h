@@ -44,8 +44,10 @@ class ComponentRepo {
  private:
   std::string name_;
   SystemClock clock_;
-  ThreadPool pool_{2, 8};
   std::unique_ptr<Repository> repo_;
+  // Declared after the repository, so destroyed before it: jobs a failed backup left queued
+  // still run against a live repository.
+  ThreadPool pool_{2, 8};
 };
 
 }  // namespace reprise::testing

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/bytes.h"
+#include "common/direct_io.h"
 
 namespace reprise::files {
 
@@ -79,17 +80,12 @@ Status WriteAllAt(int fd, ByteView data, uint64_t offset, std::string_view path)
 }
 
 UniqueFd OpenForDirectWrite(const std::string& path, mode_t mode, bool* direct, int extra) {
-  const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | extra;
-  UniqueFd fd(::open(path.c_str(), flags | O_DIRECT, mode));
-  *direct = fd.valid();
-  if (!fd.valid() && errno == EINVAL) fd = UniqueFd(::open(path.c_str(), flags, mode));
-  return fd;
+  return UniqueFd(OpenDirect(path.c_str(), O_TRUNC | O_CLOEXEC | extra, mode, direct));
 }
 
 namespace {
 
 constexpr size_t kSequentialBuffer = 1 << 20;
-constexpr size_t kDirectAlign = 4096;
 
 // This thread's aligned buffer, for the life of the thread.
 uint8_t* ThreadWriteBuffer() {
@@ -129,27 +125,11 @@ Status SequentialWriter::Flush(bool all) {
   if (all && len < fill_) {
     // An unaligned tail: through the page cache from here on.
     if (len > 0) RETURN_IF_ERROR(Flush(false));
-    int flags = ::fcntl(fd_, F_GETFL);
-    if (flags < 0 || ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT) != 0)
-      return PathError("fcntl", path_, errno);
-    direct_ = false;
+    RETURN_IF_ERROR(DropDirect(fd_, direct_, path_));
     len = fill_;
   }
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = ::pwrite(fd_, buffer_ + done, len - done, static_cast<off_t>(written_ + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EINVAL && direct_) {
-      // An alignment this filesystem does not take for O_DIRECT: write normally.
-      int flags = ::fcntl(fd_, F_GETFL);
-      if (flags < 0 || ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT) != 0)
-        return PathError("fcntl", path_, errno);
-      direct_ = false;
-      continue;
-    }
-    if (n < 0) return PathError("write", path_, errno);
-    done += static_cast<size_t>(n);
-  }
+  if (len == 0) return Status::Ok();
+  RETURN_IF_ERROR(PwriteAll(fd_, ByteView(buffer_, len), written_, direct_, path_));
   written_ += len;
   fill_ -= len;
   if (fill_ > 0) std::memmove(buffer_, buffer_ + len, fill_);

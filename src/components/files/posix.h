@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -63,7 +64,7 @@ class SequentialWriter {
  private:
   Status Flush(bool all);
   int fd_;
-  bool direct_;
+  std::atomic<bool> direct_;
   std::string path_;
   uint8_t* buffer_;
   size_t fill_ = 0;

@@ -8,19 +8,21 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
-#include <deque>
 #include <atomic>
+#include <cerrno>
 #include <climits>
 #include <condition_variable>
-#include <thread>
 #include <cstdlib>
 #include <cstring>
-#include <new>
 #include <ctime>
+#include <deque>
+#include <new>
 #include <string_view>
+#include <thread>
 #include <utility>
+
+#include "common/direct_io.h"
 
 namespace reprise {
 namespace fs = std::filesystem;
@@ -308,7 +310,6 @@ namespace {
 // gets ordinary writes.
 class LocalObjectWriter final : public ObjectWriter {
  public:
-  static constexpr size_t kAlign = 4096;
   static constexpr size_t kFlushAt = 1 << 20;
   static constexpr size_t kBuffers = 4;
 
@@ -337,7 +338,7 @@ class LocalObjectWriter final : public ObjectWriter {
     fill_ += n;
     if (fill_ < kFlushAt) return Status::Ok();
     // Queue the aligned part for the flusher and go on in another buffer.
-    size_t len = direct_ ? fill_ / kAlign * kAlign : fill_;
+    size_t len = direct_ ? fill_ / kDirectAlign * kDirectAlign : fill_;
     Buffer next = TakeBuffer(fill_ - len);
     if (!next.data) return FirstError();
     if (fill_ > len) std::memcpy(next.data, cur_.data + len, fill_ - len);
@@ -350,7 +351,8 @@ class LocalObjectWriter final : public ObjectWriter {
   Status Commit() override {
     StopFlusher();
     RETURN_IF_ERROR(FirstError());
-    if (direct_) RETURN_IF_ERROR(DropDirect());  // the tail goes through the page cache
+    // The tail goes through the page cache.
+    if (direct_) RETURN_IF_ERROR(DropDirect(fd_.get(), direct_, tmp_.native()));
     if (fill_) RETURN_IF_ERROR(WriteAt(cur_.data, fill_));
     if (owner_ && ::fchown(fd_.get(), owner_->first, owner_->second) != 0)
       return ErrnoError("chown", tmp_.native(), errno);
@@ -380,7 +382,7 @@ class LocalObjectWriter final : public ObjectWriter {
     // Holds at least `need` bytes afterwards, keeping the first `keep`.
     void Grow(size_t keep, size_t need) {
       if (need <= cap) return;
-      size_t size = std::max(cap * 2, (need + kAlign - 1) / kAlign * kAlign);
+      size_t size = std::max(cap * 2, (need + kDirectAlign - 1) / kDirectAlign * kDirectAlign);
       void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
       if (p == MAP_FAILED) throw std::bad_alloc();
@@ -395,27 +397,9 @@ class LocalObjectWriter final : public ObjectWriter {
     size_t len;
   };
 
-  Status DropDirect() {
-    int flags = ::fcntl(fd_.get(), F_GETFL);
-    if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags & ~O_DIRECT) != 0)
-      return ErrnoError("fcntl", tmp_.native(), errno);
-    direct_ = false;
-    return Status::Ok();
-  }
-
   // Writes `len` bytes after what is written so far (on the flusher, or in Commit after it).
   Status WriteAt(const uint8_t* data, size_t len) {
-    size_t done = 0;
-    while (done < len) {
-      ssize_t n = ::pwrite(fd_.get(), data + done, len - done, static_cast<off_t>(offset_ + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && errno == EINVAL && direct_) {  // alignment this filesystem does not take
-        RETURN_IF_ERROR(DropDirect());
-        continue;
-      }
-      if (n < 0) return ErrnoError("write", tmp_.native(), errno);
-      done += static_cast<size_t>(n);
-    }
+    RETURN_IF_ERROR(PwriteAll(fd_.get(), ByteView(data, len), offset_, direct_, tmp_.native()));
     offset_ += len;
     return Status::Ok();
   }
@@ -505,13 +489,8 @@ Result<std::unique_ptr<ObjectWriter>> LocalStorage::OpenWriter(const std::string
   RETURN_IF_ERROR(EnsureDir(path.parent_path(), owner_));
   ASSIGN_OR_RETURN(std::string suffix, RandomSuffix());
   fs::path tmp = path.native() + std::string(kTempMarker) + suffix;
-  constexpr int kFlags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
-  bool direct = true;
-  int fd = ::open(tmp.c_str(), kFlags | O_DIRECT, kFileMode);
-  if (fd < 0 && errno == EINVAL) {  // no O_DIRECT here (tmpfs before Linux 6.6, some FUSE)
-    direct = false;
-    fd = ::open(tmp.c_str(), kFlags, kFileMode);
-  }
+  bool direct = false;  // not on tmpfs before Linux 6.6, nor some FUSE filesystems
+  int fd = OpenDirect(tmp.c_str(), O_EXCL | O_CLOEXEC, kFileMode, &direct);
   if (fd < 0) return ErrnoError("create", tmp.native(), errno);
   return std::unique_ptr<ObjectWriter>(
       new LocalObjectWriter(fd, direct, std::move(tmp), std::move(path), owner_));

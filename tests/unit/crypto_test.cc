@@ -100,6 +100,31 @@ TEST(CryptoTest, WrongKeyIsDetected) {
   EXPECT_EQ(Open(off_by_one, sealed, {}).status().code(), Code::kCorruption);
 }
 
+// Each thread keeps its cipher contexts keyed between calls (crypto.cc, ThreadCipher): a call
+// with another key must rekey, also right after a failure, and a good open after a failed one
+// must still work, in both directions.
+TEST(CryptoTest, KeyChangesBetweenCallsOnOneThread) {
+  MasterKey a = MasterKey::Generate(), b = MasterKey::Generate();
+  Bytes by_a = Seal(a.encryption, AsBytes("from a"), AsBytes("aad"));
+  Bytes by_b = Seal(b.encryption, AsBytes("from b"), AsBytes("aad"));
+  for (int round = 0; round < 2; ++round) {
+    EXPECT_EQ(Open(b.encryption, by_a, AsBytes("aad")).status().code(), Code::kCorruption);
+    auto ra = Open(a.encryption, by_a, AsBytes("aad"));
+    ASSERT_TRUE(ra.ok()) << ra.status().ToString();
+    EXPECT_EQ(AsString(*ra), "from a");
+    EXPECT_EQ(Open(a.encryption, by_b, AsBytes("aad")).status().code(), Code::kCorruption);
+    auto rb = Open(b.encryption, by_b, AsBytes("aad"));
+    ASSERT_TRUE(rb.ok()) << rb.status().ToString();
+    EXPECT_EQ(AsString(*rb), "from b");
+  }
+  // Sealing alternately with two keys gives what each key opens, and nothing else.
+  Bytes again_a = Seal(a.encryption, AsBytes("x"), {});
+  Bytes again_b = Seal(b.encryption, AsBytes("y"), {});
+  EXPECT_EQ(AsString(*Open(a.encryption, again_a, {})), "x");
+  EXPECT_EQ(AsString(*Open(b.encryption, again_b, {})), "y");
+  EXPECT_FALSE(Open(a.encryption, again_b, {}).ok());
+}
+
 TEST(CryptoTest, ShortOrTruncatedInputIsCorruption) {
   Key256 key = KeyFrom("key");
   for (size_t n : {size_t{0}, size_t{1}, kNonceSize, kSealOverhead - 1}) {

@@ -318,36 +318,58 @@ Status Repository::ReadBlobs(const std::vector<Id>& ids, std::vector<Bytes>* out
     }
     return Status::Ok();
   }
+  // Blobs are read in spans: the asked blobs of one pack in offset order (whatever their
+  // order in `ids`), with gaps of at most kMaxGap between neighbours and at most kMaxSpan in
+  // all. On an object store each request costs the server far more than reading a few
+  // hundred KiB more: restoring 9000 files from Ceph RGW took 6575 ranged GETs of 2.3 KiB
+  // (median) when only back-to-back blobs were read together, and RGW's CPU was the limit.
+  constexpr uint64_t kMaxGap = 1 << 20;
+  constexpr uint64_t kMaxSpan = 8 << 20;
+  std::vector<size_t> order(ids.size());
+  for (size_t k = 0; k < order.size(); ++k) order[k] = k;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    if (locs[a].pack != locs[b].pack) return locs[a].pack.bytes < locs[b].pack.bytes;
+    return locs[a].offset < locs[b].offset;
+  });
+  std::vector<Bytes> got(ids.size());
   size_t i = 0;
-  while (i < ids.size()) {
-    // A run of blobs stored back to back in the same pack.
+  while (i < order.size()) {
+    const BlobLocation& first = locs[order[i]];
+    uint64_t end = first.offset + first.length;
     size_t j = i + 1;
-    while (j < ids.size() && locs[j].pack == locs[i].pack &&
-           locs[j].offset == locs[j - 1].offset + locs[j - 1].length &&
-           locs[j].offset + locs[j].length - locs[i].offset <= (8u << 20))
+    while (j < order.size()) {
+      const BlobLocation& next = locs[order[j]];
+      uint64_t next_end = std::max(end, next.offset + next.length);
+      if (next.pack != first.pack || next.offset > end + kMaxGap ||
+          next_end - first.offset > kMaxSpan)
+        break;
+      end = next_end;
       ++j;
+    }
     if (j == i + 1) {
-      ASSIGN_OR_RETURN(Bytes b, ReadBlobAt(ids[i], locs[i]));
-      out->push_back(std::move(b));
+      ASSIGN_OR_RETURN(got[order[i]], ReadBlobAt(ids[order[i]], first));
       i = j;
       continue;
     }
-    const uint64_t begin = locs[i].offset;
-    const uint64_t end = locs[j - 1].offset + locs[j - 1].length;
-    auto sealed = storage_->GetRange(PackKey(locs[i].pack), begin, end - begin);
+    auto sealed = storage_->GetRange(PackKey(first.pack), first.offset, end - first.offset);
     if (!sealed.ok())
-      return sealed.status().WithContext("reading blob '" + ids[i].Short() + "' from pack '" +
-                                         locs[i].pack.Hex() + "'");
+      return sealed.status().WithContext("reading blob '" + ids[order[i]].Short() +
+                                         "' from pack '" + first.pack.Hex() + "'");
+    if (sealed->size() != end - first.offset)
+      return Corruption("pack '" + first.pack.Hex() + "' is shorter than its index says. " +
+                        "HINT: run 'reprise check --read-data' to see what is affected");
     for (size_t k = i; k < j; ++k) {
-      ByteView one = ByteView(*sealed).subspan(locs[k].offset - begin, locs[k].length);
-      auto plain = OpenBlob(master_.encryption, ids[k], one, locs[k].raw_length);
+      const size_t at = order[k];
+      ByteView one = ByteView(*sealed).subspan(locs[at].offset - first.offset, locs[at].length);
+      auto plain = OpenBlob(master_.encryption, ids[at], one, locs[at].raw_length);
       if (!plain.ok())
-        return Corruption(plain.status().message() + " in pack '" + locs[k].pack.Hex() +
+        return Corruption(plain.status().message() + " in pack '" + locs[at].pack.Hex() +
                           "'. HINT: run 'reprise check --read-data' to see what is affected");
-      out->push_back(std::move(*plain));
+      got[at] = std::move(*plain);
     }
     i = j;
   }
+  for (Bytes& b : got) out->push_back(std::move(b));
   return Status::Ok();
 }
 

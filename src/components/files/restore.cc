@@ -261,6 +261,10 @@ Status TreeRestorer::FillFile(UniqueFd& fd, const EntryMeta& meta, const json& c
                               const std::string& path, const std::string& temp) {
   thread_local Bytes buffer(kWriteSize);
   Status s = WriteContents(fd.get(), meta, contents, path, buffer);
+  // Start writing it back now, while other files are still coming: the syncfs that ends the
+  // restore then finds little left to write (a hint only; that syncfs is what makes it
+  // durable). About a quarter of a 400 MB restore from S3 was that final flush.
+  if (s.ok()) (void)::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
   if (s.ok()) s = ApplyToFd(fd.get(), meta, path);
   Status closed = fd.Close(temp);
   if (s.ok()) s = closed;

@@ -31,7 +31,7 @@ Bytes SealBlob(const Key256& key, const Id& id, ByteView plaintext, int level);
 Result<Bytes> OpenBlob(const Key256& key, const Id& id, ByteView sealed, uint32_t raw_length);
 
 // What follows the blobs of a pack whose entries these are: the sealed header and its u32le
-// length. A pack written from separate buffers (Storage::PutParts) is its blobs then this.
+// length. A pack streamed to a Storage::OpenWriter is its blobs, then this.
 Bytes SealPackTrailer(const Key256& key, const std::vector<PackEntry>& entries);
 
 class PackBuilder {

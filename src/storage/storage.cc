@@ -45,16 +45,6 @@ Result<std::unique_ptr<ObjectWriter>> Storage::OpenWriter(const std::string& key
   return std::unique_ptr<ObjectWriter>(new BufferedObjectWriter(*this, key));
 }
 
-Status Storage::PutParts(const std::string& key, const std::vector<ByteView>& parts) {
-  size_t total = 0;
-  for (ByteView p : parts) total += p.size();
-  Bytes joined;
-  joined.reserve(total);
-  for (ByteView p : parts) joined.insert(joined.end(), p.begin(), p.end());
-  return Put(key, joined);
-}
-
-
 namespace {
 constexpr std::string_view kTempMarker = ".tmp-";
 

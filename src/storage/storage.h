@@ -57,10 +57,6 @@ class Storage {
   virtual Result<Bytes> Get(const std::string& key) = 0;
   virtual Result<Bytes> GetRange(const std::string& key, uint64_t offset, uint64_t length) = 0;
   virtual Status Put(const std::string& key, ByteView data) = 0;
-  // Put of the concatenation of `parts` (a pack: its sealed blobs, then its trailer). The
-  // default joins them into one buffer; a backend that can write them as they are (local:
-  // writev) saves that copy.
-  virtual Status PutParts(const std::string& key, const std::vector<ByteView>& parts);
   // A writer for `key`. The default collects the bytes and Puts them on Commit; the local
   // backend streams them to a temp file as they come, bypassing the page cache (O_DIRECT).
   virtual Result<std::unique_ptr<ObjectWriter>> OpenWriter(const std::string& key);

@@ -181,28 +181,6 @@ TEST_P(StorageConformance, ObjectWriterAppendsInPlaceAndCommits) {
   EXPECT_FALSE(s_->OpenWriter("../escape").ok());
 }
 
-// A pack is written from its separate blob buffers: the object is their concatenation, in
-// order, whatever their number (more than IOV_MAX), sizes (empty ones too) and total.
-TEST_P(StorageConformance, PutPartsStoresTheConcatenation) {
-  std::vector<Bytes> owned;
-  for (int i = 0; i < 1500; ++i) owned.push_back(Pattern(i % 7 == 0 ? 0 : 1 + i % 300, i));
-  owned.push_back(Pattern(3 << 20, 9));
-  std::vector<ByteView> parts(owned.begin(), owned.end());
-  Bytes joined;
-  for (const Bytes& b : owned) joined.insert(joined.end(), b.begin(), b.end());
-  ASSERT_TRUE(s_->PutParts("data/cd/parts", parts).ok());
-  auto got = s_->Get("data/cd/parts");
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
-  EXPECT_EQ(got->size(), joined.size());
-  EXPECT_TRUE(*got == joined);
-  // Replacing with fewer parts leaves nothing of the longer object behind.
-  Bytes a = ToBytes("head-"), b = ToBytes("tail");
-  ASSERT_TRUE(s_->PutParts("data/cd/parts", {a, b}).ok());
-  EXPECT_EQ(AsString(*s_->Get("data/cd/parts")), "head-tail");
-  ASSERT_TRUE(s_->PutParts("data/cd/none", {}).ok());
-  EXPECT_EQ(s_->Stat("data/cd/none")->size, 0u);
-  EXPECT_FALSE(s_->PutParts("../escape", {a}).ok());
-}
 TEST_P(StorageConformance, GetRange) {
   Bytes data = Pattern(4096, 5);
   ASSERT_TRUE(s_->Put("data/cd/pack", data).ok());

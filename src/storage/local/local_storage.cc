@@ -5,13 +5,11 @@
 #include <openssl/rand.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <climits>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
@@ -91,26 +89,15 @@ Result<std::string> RandomSuffix() {
   return HexEncode(ByteView(r, sizeof(r)));
 }
 
-// Writes every part in order with writev (IOV_MAX at a time), resuming after short writes.
-Status WriteAll(int fd, const std::vector<ByteView>& parts, const fs::path& path) {
-  std::vector<iovec> iov;
-  iov.reserve(parts.size());
-  for (ByteView p : parts)
-    if (!p.empty()) iov.push_back(iovec{const_cast<uint8_t*>(p.data()), p.size()});
-  size_t first = 0;
-  while (first < iov.size()) {
-    int count = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
-    ssize_t n = ::writev(fd, iov.data() + first, count);
+Status WriteAll(int fd, ByteView data, const fs::path& path) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoError("write", path.native(), errno);
     }
-    size_t left = static_cast<size_t>(n);
-    while (first < iov.size() && left >= iov[first].iov_len) left -= iov[first++].iov_len;
-    if (left > 0) {
-      iov[first].iov_base = static_cast<uint8_t*>(iov[first].iov_base) + left;
-      iov[first].iov_len -= left;
-    }
+    done += static_cast<size_t>(n);
   }
   return Status::Ok();
 }
@@ -268,10 +255,6 @@ Result<Bytes> LocalStorage::GetRange(const std::string& key, uint64_t offset, ui
 }
 
 Status LocalStorage::Put(const std::string& key, ByteView data) {
-  return PutParts(key, {data});
-}
-
-Status LocalStorage::PutParts(const std::string& key, const std::vector<ByteView>& data) {
   RETURN_IF_ERROR(ValidateStorageKey(key, false));
   Forget(key);
   fs::path path = PathOf(key);

@@ -27,7 +27,6 @@ class LocalStorage final : public Storage {
   Result<Bytes> Get(const std::string& key) override;
   Result<Bytes> GetRange(const std::string& key, uint64_t offset, uint64_t length) override;
   Status Put(const std::string& key, ByteView data) override;
-  Status PutParts(const std::string& key, const std::vector<ByteView>& parts) override;
   Result<std::unique_ptr<ObjectWriter>> OpenWriter(const std::string& key) override;
   Status Delete(const std::string& key) override;
   Result<ObjectInfo> Stat(const std::string& key) override;

@@ -90,4 +90,14 @@ Status StatusFromResponse(const HttpResponse& response, const ErrorContext& c) {
   return FailedPrecondition("s3 refused " + request + ": " + detail);
 }
 
+Status StatusFromResponse(const HttpResponse& response, const ErrorContext& context,
+                          const std::string& credentials_origin) {
+  Status st = StatusFromResponse(response, context);
+  if (credentials_origin.empty() || st.code() != Code::kUnauthenticated) return st;
+  std::string m = st.message();
+  if (size_t h = m.find(": HINT:"); h != std::string::npos) m.erase(h);
+  return Unauthenticated(m + ": HINT: check the access key id and secret access key of " +
+                         credentials_origin + " (AWS_* variables are not used for it)");
+}
+
 }  // namespace reprise::s3

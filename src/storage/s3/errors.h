@@ -33,5 +33,9 @@ struct ErrorContext {
 
 // Never OK: call it for a response whose status is not the success the caller expected.
 Status StatusFromResponse(const HttpResponse& response, const ErrorContext& context);
+// StatusFromResponse, where a credentials refusal's hint names `credentials_origin` (a plan's
+// secrets, a site's) instead of the AWS_* variables, which were not used. Empty: unchanged.
+Status StatusFromResponse(const HttpResponse& response, const ErrorContext& context,
+                          const std::string& credentials_origin);
 
 }  // namespace reprise::s3

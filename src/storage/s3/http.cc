@@ -10,6 +10,9 @@
 namespace reprise::s3 {
 namespace {
 
+// SHA-256 of nothing: the payload hash of a request without a body.
+constexpr char kEmptySha256[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
 // curl_global_init must run once before any handle exists. It is the library's own process
 // state, not ours; call_once makes the first client do it from whatever thread.
 void GlobalInitOnce() {
@@ -209,6 +212,31 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& req) {
   }
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp.status);
   return resp;
+}
+
+HttpRequest SignedRequest(const BucketAddress& address, const std::string& method,
+                          const std::string& key,
+                          const std::vector<std::pair<std::string, std::string>>& query,
+                          HeaderList headers, ByteView body, const Credentials& credentials,
+                          const std::string& region, int64_t now) {
+  std::string path, host;
+  if (address.path_style) {
+    path = "/" + address.bucket + (key.empty() ? "" : "/" + key);
+    host = address.host_port;
+  } else {
+    path = "/" + key;
+    host = address.bucket + "." + address.host_port;
+  }
+  SigV4Request req{.method = method,
+                   .path = path,
+                   .query = query,
+                   .headers = std::move(headers),
+                   .payload_hash = body.empty() ? std::string(kEmptySha256) : PayloadHash(body)};
+  req.headers.emplace_back("Host", host);
+  SignRequest(req, credentials, region, now);
+  std::string url = address.scheme + "://" + host + EncodePath(path);
+  if (!query.empty()) url += "?" + CanonicalQuery(query);
+  return HttpRequest{.method = method, .url = url, .headers = std::move(req.headers), .body = body};
 }
 
 }  // namespace reprise::s3

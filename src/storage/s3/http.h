@@ -45,6 +45,23 @@ struct HttpRequest {
   HttpResponse* partial = nullptr;
 };
 
+// Where requests go: path-style ("/bucket/key" on host_port) or virtual-hosted ("/key" on
+// "bucket.host_port").
+struct BucketAddress {
+  std::string scheme;     // http or https
+  std::string host_port;  // host[:port], as signed in Host
+  std::string bucket;
+  bool path_style = false;
+};
+
+// The request for `key` ("" for the bucket itself), addressed, with its Host header, signed
+// with SigV4 at `now`, its URL encoded as signed. The caller sets `partial` if it wants it.
+HttpRequest SignedRequest(const BucketAddress& address, const std::string& method,
+                          const std::string& key,
+                          const std::vector<std::pair<std::string, std::string>>& query,
+                          HeaderList headers, ByteView body, const Credentials& credentials,
+                          const std::string& region, int64_t now);
+
 struct HttpResponse {
   long status = 0;
   std::map<std::string, std::string> headers;  // names lowercased; last value wins

@@ -12,7 +12,6 @@
 namespace reprise::s3 {
 namespace {
 
-constexpr char kEmptySha256[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 constexpr std::string_view kMetaPrefix = "x-amz-meta-";
 
 std::string Unquote(std::string etag) {
@@ -113,42 +112,23 @@ Result<HttpResponse> ObjectClient::Send(const Call& call) {
     std::counting_semaphore<kMaxConnections>* s;
     ~Release() { s->release(); }
   } release{slots_.get()};
-  std::string path, host;
-  if (options_.path_style) {
-    path = "/" + options_.bucket + (call.key.empty() ? "" : "/" + call.key);
-    host = host_port_;
-  } else {
-    path = "/" + call.key;
-    host = options_.bucket + "." + host_port_;
-  }
-  SigV4Request req{
-      .method = call.method,
-      .path = path,
-      .query = call.query,
-      .headers = call.headers,
-      .payload_hash = call.body.empty() ? std::string(kEmptySha256) : PayloadHash(call.body)};
-  req.headers.emplace_back("Host", host);
   const Clock& clock = options_.clock ? *options_.clock : system_clock_;
-  SignRequest(req, options_.credentials, options_.region, clock.NowUnix());
-  std::string url = scheme_ + "://" + host + EncodePath(path);
-  if (!call.query.empty()) url += "?" + CanonicalQuery(call.query);
-  return http_->Send(
-      HttpRequest{.method = call.method, .url = url, .headers = std::move(req.headers),
-                  .body = call.body});
+  return http_->Send(SignedRequest(
+      BucketAddress{.scheme = scheme_, .host_port = host_port_, .bucket = options_.bucket,
+                    .path_style = options_.path_style},
+      call.method, call.key, call.query, call.headers, call.body, options_.credentials,
+      options_.region, clock.NowUnix()));
 }
 
 Status ObjectClient::Refusal(const HttpResponse& response, const std::string& method,
                              const std::string& key) const {
-  Status st = StatusFromResponse(response, ErrorContext{.method = method,
-                                                        .bucket = options_.bucket,
-                                                        .key = key,
-                                                        .endpoint = options_.endpoint,
-                                                        .region = options_.region});
-  if (options_.credentials_origin.empty() || st.code() != Code::kUnauthenticated) return st;
-  std::string m = st.message();
-  if (size_t h = m.find(": HINT:"); h != std::string::npos) m.erase(h);
-  return Unauthenticated(m + ": HINT: check the access key id and secret access key of " +
-                         options_.credentials_origin + " (AWS_* variables are not used for it)");
+  return StatusFromResponse(response,
+                            ErrorContext{.method = method,
+                                         .bucket = options_.bucket,
+                                         .key = key,
+                                         .endpoint = options_.endpoint,
+                                         .region = options_.region},
+                            options_.credentials_origin);
 }
 
 Status ObjectClient::List(const std::string& prefix,

@@ -11,8 +11,6 @@
 namespace reprise {
 namespace {
 
-// The SHA-256 of nothing: the payload hash of GET, HEAD and DELETE.
-constexpr char kEmptySha256[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 constexpr uint64_t kMaxParts = 10000;
 
 // Temp files of other backends' unfinished Puts; refused as keys everywhere so that a
@@ -86,32 +84,14 @@ Result<s3::HttpResponse> S3Storage::Send(const Call& call) {
     std::counting_semaphore<s3::kMaxConnections>* s;
     ~Release() { s->release(); }
   } release{slots_.get()};
-  std::string path;
-  std::string host;
-  if (options_.path_style) {
-    path = "/" + options_.bucket + (call.key.empty() ? "" : "/" + call.key);
-    host = host_port_;
-  } else {
-    path = "/" + call.key;
-    host = options_.bucket + "." + host_port_;
-  }
-  s3::SigV4Request req{
-      .method = call.method,
-      .path = path,
-      .query = call.query,
-      .headers = call.headers,
-      .payload_hash = call.body.empty() ? std::string(kEmptySha256) : s3::PayloadHash(call.body)};
-  req.headers.emplace_back("Host", host);
   const Clock& clock = options_.clock ? *options_.clock : system_clock_;
-  s3::SignRequest(req, options_.credentials, options_.region, clock.NowUnix());
-
-  std::string url = scheme_ + "://" + host + s3::EncodePath(path);
-  if (!call.query.empty()) url += "?" + s3::CanonicalQuery(call.query);
-  return http_->Send(s3::HttpRequest{.method = call.method,
-                                     .url = url,
-                                     .headers = std::move(req.headers),
-                                     .body = call.body,
-                                     .partial = call.partial});
+  s3::HttpRequest request = s3::SignedRequest(
+      s3::BucketAddress{.scheme = scheme_, .host_port = host_port_, .bucket = options_.bucket,
+                        .path_style = options_.path_style},
+      call.method, call.key, call.query, call.headers, call.body, options_.credentials,
+      options_.region, clock.NowUnix());
+  request.partial = call.partial;
+  return http_->Send(request);
 }
 
 namespace {
@@ -125,13 +105,8 @@ s3::ErrorContext Context(const S3Options& o, const std::string& method, const st
 
 Status S3Storage::Refusal(const s3::HttpResponse& response, const std::string& method,
                           const std::string& key) const {
-  Status st = s3::StatusFromResponse(response, Context(options_, method, key));
-  if (options_.credentials_origin.empty() || st.code() != Code::kUnauthenticated) return st;
-  // The generic hint speaks of AWS_* variables, which were not used: name what was.
-  std::string m = st.message();
-  if (size_t h = m.find(": HINT:"); h != std::string::npos) m.erase(h);
-  return Unauthenticated(m + ": HINT: check the access key id and secret access key of " +
-                         options_.credentials_origin + " (AWS_* variables are not used for it)");
+  return s3::StatusFromResponse(response, Context(options_, method, key),
+                                options_.credentials_origin);
 }
 
 Result<Bytes> S3Storage::Get(const std::string& key) {

@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <mutex>
+#include <random>
 
 namespace reprise::testing {
 
@@ -37,6 +39,15 @@ std::optional<RgwEnv> LoadRgwEnv() {
   if (e.region.empty()) e.region = "us-east-1";
   if (e.bucket_prefix.empty()) e.bucket_prefix = "reprise-test";
   return e;
+}
+
+std::string RandomHex(size_t n) {
+  static std::mutex mu;
+  static std::mt19937_64 rng(std::random_device{}());
+  std::lock_guard lk(mu);
+  std::string out;
+  for (size_t i = 0; i < n; ++i) out.push_back("0123456789abcdef"[rng() % 16]);
+  return out;
 }
 
 }  // namespace reprise::testing

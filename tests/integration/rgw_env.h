@@ -2,6 +2,7 @@
 // REPRISE_TEST_S3_ENV_FILE=DIR/env (or the same variables in the environment) points at it.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 
@@ -18,6 +19,9 @@ struct RgwEnv {
 
 // Null when no server is configured: the tests then skip, saying kRgwSkipReason.
 std::optional<RgwEnv> LoadRgwEnv();
+
+// `n` random hex digits, for bucket and prefix names no other run uses. Thread-safe.
+std::string RandomHex(size_t n);
 
 inline constexpr char kRgwSkipReason[] =
     "no S3 server to test against: run `tests/services/rgw-start.sh DIR` and then either "

@@ -31,6 +31,7 @@ using nlohmann::json;
 using testing::ComponentRepo;
 using testing::kRgwSkipReason;
 using testing::LoadRgwEnv;
+using testing::RandomHex;
 using testing::RgwEnv;
 using testing::RunCommand;
 using testing::TempDir;
@@ -39,15 +40,6 @@ using testing::WriteFile;
 const std::optional<RgwEnv>& Env() {
   static const std::optional<RgwEnv> env = LoadRgwEnv();
   return env;
-}
-
-std::string RandomHex(size_t n) {
-  static std::mutex mu;
-  static std::mt19937_64 rng(std::random_device{}());
-  std::lock_guard lk(mu);
-  std::string out;
-  for (size_t i = 0; i < n; ++i) out.push_back("0123456789abcdef"[rng() % 16]);
-  return out;
 }
 
 std::string Md5Hex(std::string_view data) {

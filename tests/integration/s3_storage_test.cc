@@ -45,20 +45,12 @@ namespace {
 
 using testing::kRgwSkipReason;
 using testing::LoadRgwEnv;
+using testing::RandomHex;
 using testing::RgwEnv;
 
 const std::optional<RgwEnv>& Env() {
   static const std::optional<RgwEnv> env = LoadRgwEnv();
   return env;
-}
-
-std::string RandomHex(size_t n) {
-  static std::mutex mu;
-  static std::mt19937_64 rng(std::random_device{}());
-  std::lock_guard<std::mutex> lock(mu);
-  std::string out;
-  for (size_t i = 0; i < n; ++i) out.push_back("0123456789abcdef"[rng() % 16]);
-  return out;
 }
 
 S3Options BaseOptions(const std::string& bucket, const std::string& prefix) {

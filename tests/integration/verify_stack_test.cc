@@ -570,14 +570,6 @@ TEST_F(VerifyStackQdrantTest, RefusalsAndOutagesAreErrors) {
 
 // ---- PostgreSQL + S3 (RGW) -------------------------------------------------------------
 
-std::string RandomHex(size_t n) {
-  std::random_device rd;
-  std::mt19937_64 rng(rd());
-  std::string out;
-  for (size_t i = 0; i < n; ++i) out.push_back("0123456789abcdef"[rng() % 16]);
-  return out;
-}
-
 class S3DocumentsVerifyTest : public ::testing::Test {
  protected:
   void SetUp() override {

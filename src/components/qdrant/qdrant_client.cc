@@ -70,6 +70,17 @@ SlistPtr Common(CURL* c, const ClientOptions& o, const std::string& url, Transfe
   return SlistPtr(h);
 }
 
+// A reply's status and its JSON body (null when empty or not JSON).
+Reply ReplyFrom(long status, const std::string& body) {
+  Reply r;
+  r.status = status;
+  if (!body.empty()) {
+    r.body = nlohmann::json::parse(body, nullptr, false);
+    if (r.body.is_discarded()) r.body = nullptr;
+  }
+  return r;
+}
+
 Result<long> Perform(CURL* c, Transfer& t, const std::string& method, const std::string& url) {
   CURLcode rc = curl_easy_perform(c);
   if (!t.sink_status.ok()) return t.sink_status;
@@ -132,13 +143,7 @@ Result<Reply> Client::Call(const std::string& method, const std::string& path_qu
     curl_easy_setopt(c.get(), CURLOPT_POSTFIELDS, payload.c_str());
   }
   ASSIGN_OR_RETURN(long status, Perform(c.get(), t, method, o_.url + path_query));
-  Reply r;
-  r.status = status;
-  if (!t.body.empty()) {
-    r.body = nlohmann::json::parse(t.body, nullptr, false);
-    if (r.body.is_discarded()) r.body = nullptr;
-  }
-  return r;
+  return ReplyFrom(status, t.body);
 }
 
 Status Client::ErrorFrom(const Reply& reply, const std::string& what) const {
@@ -178,11 +183,7 @@ Status Client::Download(const std::string& path_query,
   t.sink = &sink;
   SlistPtr headers = Common(c.get(), o_, o_.url + path_query, &t, false);
   ASSIGN_OR_RETURN(long status, Perform(c.get(), t, "GET", o_.url + path_query));
-  if (status != 200) {
-    Reply r{status, nlohmann::json::parse(t.body, nullptr, false)};
-    if (r.body.is_discarded()) r.body = nullptr;
-    return ErrorFrom(r, "downloading '" + path_query + "'");
-  }
+  if (status != 200) return ErrorFrom(ReplyFrom(status, t.body), "downloading '" + path_query + "'");
   return Status::Ok();
 }
 
@@ -205,13 +206,7 @@ Result<Reply> Client::UploadFile(const std::string& path_query, const std::strin
   curl_mime_type(part, "application/octet-stream");
   curl_easy_setopt(c.get(), CURLOPT_MIMEPOST, mime);
   ASSIGN_OR_RETURN(long status, Perform(c.get(), t, "POST", o_.url + path_query));
-  Reply r;
-  r.status = status;
-  if (!t.body.empty()) {
-    r.body = nlohmann::json::parse(t.body, nullptr, false);
-    if (r.body.is_discarded()) r.body = nullptr;
-  }
-  return r;
+  return ReplyFrom(status, t.body);
 }
 
 }  // namespace reprise::qdrant

@@ -450,7 +450,10 @@ TEST_F(PgPitrTest, RpoWithWalStream) {
   const double rate = static_cast<double>(acked) / secs;
   std::cout << "RPO wal-stream (push interval 500 ms): " << lost << " of " << acked
             << " acknowledged transactions lost (" << static_cast<int64_t>(rate) << " tx/s)\n";
-  EXPECT_GE(lost, 0) << "restored more than was acknowledged?";
+  // The one INSERT in flight when the server died may have been committed and streamed
+  // without its acknowledgement reaching the writer: one more than acknowledged is honest,
+  // two or more would mean ids the writer never sent.
+  EXPECT_GE(lost, -1) << "restored more than was acknowledged plus the one in flight";
   EXPECT_LE(static_cast<double>(lost), 2.0 * rate) << "more than ~2 s of transactions lost";
 }
 

@@ -146,6 +146,10 @@ class RestoreSource {
   virtual Result<Bytes> ReadChunk(const ChunkRef& chunk) {
     return Unimplemented("reading single chunks");
   }
+  // Says that the restore will read every content of the manifest, in manifest order (a
+  // whole restore, no filter, no delta): a repository may then plan its reads, fetching each
+  // pack's needed span once instead of blob by blob. Called before ForEachEntry, or never.
+  virtual Status ExpectFullRead() { return Status::Ok(); }
 };
 
 struct RestoreOptions {

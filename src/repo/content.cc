@@ -428,6 +428,19 @@ Result<Bytes> RepoRestoreSource::ReadChunk(const ChunkRef& chunk) {
   return data;
 }
 
+Status RepoRestoreSource::ExpectFullRead() {
+  ASSIGN_OR_RETURN(spans_, SpanCache::Plan(repo_, [this](const auto& need) {
+    return VisitPointBlobs(repo_, component_, [&need](const Id& id, BlobType type) {
+      if (type == BlobType::kData) need(id);
+    });
+  }));
+  return Status::Ok();
+}
+
+Status RepoRestoreSource::ReadBlobs(const std::vector<Id>& ids, std::vector<Bytes>* out) {
+  return spans_ ? spans_->ReadBlobs(ids, out) : repo_.ReadBlobs(ids, out);
+}
+
 Status RepoRestoreSource::ReadContents(const std::vector<const nlohmann::json*>& contents,
                                        const std::function<Status(size_t, ByteView)>& sink) {
   // One ReadBlobs over the chunks of every content: it reads each run of blobs stored back to
@@ -441,7 +454,7 @@ Status RepoRestoreSource::ReadContents(const std::vector<const nlohmann::json*>&
     resolved.push_back(std::move(c));
   }
   std::vector<Bytes> blobs;
-  Status read = ids.empty() ? Status::Ok() : repo_.ReadBlobs(ids, &blobs);
+  Status read = ids.empty() ? Status::Ok() : ReadBlobs(ids, &blobs);
   size_t k = 0;
   for (size_t i = 0; i < resolved.size(); ++i) {
     for (const ChunkRef& ref : resolved[i].chunks) {
@@ -481,7 +494,7 @@ Status RepoRestoreSource::ReadContent(const nlohmann::json& content,
     ids.reserve(c.chunks.size());
     for (const ChunkRef& ref : c.chunks) ids.push_back(ref.id);
     std::vector<Bytes> blobs;
-    Status read = ids.empty() ? Status::Ok() : repo_.ReadBlobs(ids, &blobs);
+    Status read = ids.empty() ? Status::Ok() : ReadBlobs(ids, &blobs);
     for (size_t k = 0; k < blobs.size(); ++k) {
       const ChunkRef& ref = c.chunks[k];
       if (blobs[k].size() != ref.length)
@@ -509,7 +522,7 @@ Status RepoRestoreSource::ReadContent(const nlohmann::json& content,
       window.emplace_back(first, promise->get_future());
       pool_.Submit([this, ids = std::move(ids), promise] {
         Group g;
-        g.error = repo_.ReadBlobs(ids, &g.blobs);
+        g.error = ReadBlobs(ids, &g.blobs);
         promise->set_value(std::move(g));
       });
     }

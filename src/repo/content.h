@@ -21,6 +21,7 @@
 #include "components/component.h"
 #include "repo/point.h"
 #include "repo/repository.h"
+#include "repo/span_cache.h"
 
 namespace reprise {
 
@@ -84,9 +85,13 @@ class RepoRestoreSource final : public RestoreSource {
   Result<Content> Resolve(const nlohmann::json& content) override;
   std::optional<Id> ChunkIdOf(ByteView data) override;
   Result<Bytes> ReadChunk(const ChunkRef& chunk) override;
+  Status ExpectFullRead() override;
   uint64_t bytes_read() const { return bytes_read_; }
 
  private:
+  // Through the span cache when ExpectFullRead planned one, else Repository::ReadBlobs.
+  Status ReadBlobs(const std::vector<Id>& ids, std::vector<Bytes>* out);
+  std::unique_ptr<SpanCache> spans_;
   std::atomic<uint64_t> bytes_read_{0};
   Repository& repo_;
   const PointComponent& component_;

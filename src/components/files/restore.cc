@@ -143,6 +143,7 @@ Status TreeRestorer::Run() {
   if (options_.target.empty()) return InvalidArgument("the restore target is empty");
   const std::string top = target_.empty() ? std::string("/") : target_;
   RETURN_IF_ERROR(MakeDirs(top));
+  if (includes_.empty()) RETURN_IF_ERROR(source_.ExpectFullRead());
   Status walked = source_.ForEachEntry([this](const json& e) {
     RETURN_IF_ERROR(FirstError());
     return RestoreEntry(e);

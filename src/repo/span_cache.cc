@@ -1,0 +1,212 @@
+#include "repo/span_cache.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "repo/format.h"
+#include "repo/pack.h"
+
+namespace reprise {
+
+SpanCache::SpanCache(Repository& repo) : repo_(repo) {}
+
+SpanCache::~SpanCache() {
+  {
+    std::lock_guard lk(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (fetcher_.joinable()) fetcher_.join();
+}
+
+Result<std::unique_ptr<SpanCache>> SpanCache::Plan(
+    Repository& repo,
+    const std::function<Status(const std::function<void(const Id&)>&)>& visit_needed) {
+  std::unique_ptr<SpanCache> cache(new SpanCache(repo));
+  struct Need {
+    BlobLocation loc;
+    uint64_t first = 0;  // when it is first needed (visit number)
+    uint64_t reads = 0;
+  };
+  struct PackNeed {
+    uint64_t lo = std::numeric_limits<uint64_t>::max(), hi = 0, needed = 0;
+    std::vector<const Id*> blobs;
+  };
+  std::unordered_map<Id, Need, IdHash> blobs;
+  uint64_t visits = 0;
+  RETURN_IF_ERROR(visit_needed([&](const Id& id) {
+    ++visits;
+    auto it = blobs.find(id);
+    if (it == blobs.end()) {
+      auto found = repo.index().Find(id);
+      if (!found.ok()) return;  // reading it will say so
+      it = blobs.emplace(id, Need{*found, visits, 0}).first;
+    }
+    ++it->second.reads;
+  }));
+  std::unordered_map<Id, PackNeed, IdHash> packs;
+  for (const auto& [id, need] : blobs) {
+    PackNeed& p = packs[need.loc.pack];
+    p.lo = std::min(p.lo, need.loc.offset);
+    p.hi = std::max(p.hi, need.loc.offset + need.loc.length);
+    p.needed += need.loc.length;
+    p.blobs.push_back(&id);
+  }
+  // A pack's needed span is worth reading whole when at least half of it is needed; it is
+  // read in pieces of about kPieceBytes, each one GET, cut between blobs.
+  struct Piece {
+    SpanPlan span;
+    uint64_t first, reads;
+    std::vector<const Id*> blobs;
+  };
+  std::vector<Piece> pieces;
+  for (auto& [pack, p] : packs) {
+    const uint64_t length = p.hi - p.lo;
+    if (p.needed * 2 < length) continue;
+    std::sort(p.blobs.begin(), p.blobs.end(), [&](const Id* a, const Id* b) {
+      return blobs[*a].loc.offset < blobs[*b].loc.offset;
+    });
+    for (const Id* id : p.blobs) {
+      const Need& need = blobs[*id];
+      const uint64_t end = need.loc.offset + need.loc.length;
+      if (pieces.empty() || pieces.back().span.pack != pack ||
+          end - pieces.back().span.offset > kPieceBytes) {
+        pieces.push_back(Piece{SpanPlan{pack, need.loc.offset, 0}, need.first, 0, {}});
+      }
+      Piece& piece = pieces.back();
+      piece.span.length = end - piece.span.offset;
+      piece.first = std::min(piece.first, need.first);
+      piece.reads += need.reads;
+      piece.blobs.push_back(id);
+    }
+  }
+  std::sort(pieces.begin(), pieces.end(),
+            [](const Piece& a, const Piece& b) { return a.first < b.first; });
+  for (const Piece& piece : pieces) {
+    const auto index = static_cast<uint32_t>(cache->spans_.size());
+    cache->spans_.push_back(piece.span);
+    cache->planned_reads_.push_back(piece.reads);
+    for (const Id* id : piece.blobs) cache->where_.emplace(*id, Where{index, blobs[*id].loc});
+  }
+  if (!cache->spans_.empty()) cache->fetcher_ = std::thread([c = cache.get()] { c->FetchLoop(); });
+  return cache;
+}
+
+uint64_t SpanCache::fetches() const {
+  std::lock_guard lk(mu_);
+  return fetches_;
+}
+
+Status SpanCache::ReadBlobs(const std::vector<Id>& ids, std::vector<Bytes>* out) {
+  // Runs of blobs outside the whole spans go to the repository together, in order.
+  std::vector<Id> run;
+  auto flush_run = [&]() -> Status {
+    if (run.empty()) return Status::Ok();
+    Status s = repo_.ReadBlobs(run, out);
+    run.clear();
+    return s;
+  };
+  for (const Id& id : ids) {
+    auto w = where_.find(id);
+    if (w == where_.end()) {
+      run.push_back(id);
+      continue;
+    }
+    RETURN_IF_ERROR(flush_run());
+    const Where& where = w->second;
+    const SpanPlan& span = spans_[where.span];
+    ASSIGN_OR_RETURN(std::shared_ptr<const Bytes> bytes, Get(where.span, true));
+    ByteView sealed = ByteView(*bytes).subspan(where.loc.offset - span.offset, where.loc.length);
+    auto plain = OpenBlob(repo_.key().encryption, id, sealed, where.loc.raw_length);
+    Served(where.span);
+    if (!plain.ok()) {
+      return Corruption(plain.status().message() + " in pack '" + span.pack.Hex() +
+                        "'. HINT: run 'reprise check --read-data' to see what is affected");
+    }
+    out->push_back(std::move(*plain));
+  }
+  return flush_run();
+}
+
+Result<std::shared_ptr<const Bytes>> SpanCache::Get(uint32_t i, bool reader) {
+  std::unique_lock lk(mu_);
+  if (reader) Prefetch(i + 1);
+  for (;;) {
+    auto it = held_.find(i);
+    if (it == held_.end()) break;  // neither held nor in flight: this thread fetches it
+    if (it->second.done) {
+      if (!it->second.error.ok()) return it->second.error;
+      return it->second.bytes;
+    }
+    cv_.wait(lk);  // in flight: another thread fetches it
+  }
+  held_[i].reads_left = planned_reads_[i];
+  lk.unlock();
+  const SpanPlan& span = spans_[i];
+  auto got = repo_.storage().GetRange(PackKey(span.pack), span.offset, span.length);
+  lk.lock();
+  Fetched& f = held_[i];
+  f.done = true;
+  ++fetches_;
+  if (!got.ok()) {
+    f.error = got.status().WithContext("reading pack '" + span.pack.Hex() + "'");
+  } else if (got->size() != span.length) {
+    f.error = Corruption("pack '" + span.pack.Hex() + "' is shorter than its index says. " +
+                         "HINT: run 'reprise check --read-data' to see what is affected");
+  } else {
+    f.bytes = std::make_shared<const Bytes>(std::move(*got));
+  }
+  Result<std::shared_ptr<const Bytes>> result =
+      f.error.ok() ? Result<std::shared_ptr<const Bytes>>(f.bytes)
+                   : Result<std::shared_ptr<const Bytes>>(f.error);
+  EvictLocked();
+  lk.unlock();
+  cv_.notify_all();
+  return result;
+}
+
+void SpanCache::Served(uint32_t i) {
+  std::lock_guard lk(mu_);
+  auto it = held_.find(i);
+  if (it == held_.end() || !it->second.done) return;
+  if (it->second.reads_left > 0 && --it->second.reads_left == 0) held_.erase(it);
+}
+
+void SpanCache::Prefetch(uint32_t from) {
+  bool queued = false;
+  for (uint32_t j = from; j < spans_.size() && j < from + kAhead; ++j) {
+    if (held_.count(j) || std::find(to_fetch_.begin(), to_fetch_.end(), j) != to_fetch_.end())
+      continue;
+    to_fetch_.push_back(j);
+    queued = true;
+  }
+  if (queued) cv_.notify_all();
+}
+
+void SpanCache::EvictLocked() {
+  // Oldest in need order first; spans in flight stay.
+  while (held_.size() > kMaxSpans) {
+    auto victim = held_.end();
+    for (auto it = held_.begin(); it != held_.end(); ++it) {
+      if (it->second.done && (victim == held_.end() || it->first < victim->first)) victim = it;
+    }
+    if (victim == held_.end()) return;
+    held_.erase(victim);
+  }
+}
+
+void SpanCache::FetchLoop() {
+  std::unique_lock lk(mu_);
+  for (;;) {
+    cv_.wait(lk, [&] { return stop_ || !to_fetch_.empty(); });
+    if (stop_) return;
+    const uint32_t j = to_fetch_.front();
+    to_fetch_.erase(to_fetch_.begin());
+    if (held_.count(j)) continue;  // a reader got to it first
+    lk.unlock();
+    (void)Get(j, false);  // errors stay in held_ for the reader that needs the span
+    lk.lock();
+  }
+}
+
+}  // namespace reprise

@@ -21,7 +21,8 @@ SpanCache::~SpanCache() {
 
 Result<std::unique_ptr<SpanCache>> SpanCache::Plan(
     Repository& repo,
-    const std::function<Status(const std::function<void(const Id&)>&)>& visit_needed) {
+    const std::function<Status(const std::function<void(const Id&)>&)>& visit_needed,
+    size_t max_blobs) {
   std::unique_ptr<SpanCache> cache(new SpanCache(repo));
   struct Need {
     BlobLocation loc;
@@ -34,16 +35,24 @@ Result<std::unique_ptr<SpanCache>> SpanCache::Plan(
   };
   std::unordered_map<Id, Need, IdHash> blobs;
   uint64_t visits = 0;
+  bool too_many = false;
   RETURN_IF_ERROR(visit_needed([&](const Id& id) {
+    if (too_many) return;
     ++visits;
     auto it = blobs.find(id);
     if (it == blobs.end()) {
+      if (blobs.size() >= max_blobs) {
+        too_many = true;
+        blobs.clear();
+        return;
+      }
       auto found = repo.index().Find(id);
       if (!found.ok()) return;  // reading it will say so
       it = blobs.emplace(id, Need{*found, visits, 0}).first;
     }
     ++it->second.reads;
   }));
+  if (too_many) return std::unique_ptr<SpanCache>();
   std::unordered_map<Id, PackNeed, IdHash> packs;
   for (const auto& [id, need] : blobs) {
     PackNeed& p = packs[need.loc.pack];
@@ -86,6 +95,7 @@ Result<std::unique_ptr<SpanCache>> SpanCache::Plan(
     const auto index = static_cast<uint32_t>(cache->spans_.size());
     cache->spans_.push_back(piece.span);
     cache->planned_reads_.push_back(piece.reads);
+    cache->fetched_.push_back(false);
     for (const Id* id : piece.blobs) cache->where_.emplace(*id, Where{index, blobs[*id].loc});
   }
   if (!cache->spans_.empty()) cache->fetcher_ = std::thread([c = cache.get()] { c->FetchLoop(); });
@@ -141,6 +151,7 @@ Result<std::shared_ptr<const Bytes>> SpanCache::Get(uint32_t i, bool reader) {
     cv_.wait(lk);  // in flight: another thread fetches it
   }
   held_[i].reads_left = planned_reads_[i];
+  fetched_[i] = true;
   lk.unlock();
   const SpanPlan& span = spans_[i];
   auto got = repo_.storage().GetRange(PackKey(span.pack), span.offset, span.length);
@@ -175,7 +186,7 @@ void SpanCache::Served(uint32_t i) {
 void SpanCache::Prefetch(uint32_t from) {
   bool queued = false;
   for (uint32_t j = from; j < spans_.size() && j < from + kAhead; ++j) {
-    if (held_.count(j) || std::find(to_fetch_.begin(), to_fetch_.end(), j) != to_fetch_.end())
+    if (fetched_[j] || std::find(to_fetch_.begin(), to_fetch_.end(), j) != to_fetch_.end())
       continue;
     to_fetch_.push_back(j);
     queued = true;
@@ -202,7 +213,8 @@ void SpanCache::FetchLoop() {
     if (stop_) return;
     const uint32_t j = to_fetch_.front();
     to_fetch_.erase(to_fetch_.begin());
-    if (held_.count(j)) continue;  // a reader got to it first
+    // A reader got to it first (it may even be served and dropped already).
+    if (fetched_[j]) continue;
     lk.unlock();
     (void)Get(j, false);  // errors stay in held_ for the reader that needs the span
     lk.lock();

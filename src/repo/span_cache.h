@@ -38,12 +38,18 @@ class SpanCache {
   static constexpr size_t kMaxSpans = 32;
   static constexpr size_t kAhead = 4;  // spans fetched ahead of the one first needed now
 
+  // The plan keeps an entry per distinct blob (about 100 bytes): past this many, a restore is
+  // read without one (as before the plan existed) rather than hold that much memory.
+  static constexpr size_t kMaxPlannedBlobs = 1 << 20;
+
   // `visit_needed(fn)` must call fn(blob id) for every blob read the restore will make, in
   // the order it will make them (a blob read twice, twice). Blobs missing from the index are
-  // left out of the plan (reading them reports them as usual).
+  // left out of the plan (reading them reports them as usual). Returns no cache (nullptr)
+  // when more than `max_blobs` distinct blobs are needed.
   static Result<std::unique_ptr<SpanCache>> Plan(
-      Repository& repo, const std::function<Status(const std::function<void(const Id&)>&)>&
-                            visit_needed);
+      Repository& repo,
+      const std::function<Status(const std::function<void(const Id&)>&)>& visit_needed,
+      size_t max_blobs = kMaxPlannedBlobs);
   ~SpanCache();
   SpanCache(const SpanCache&) = delete;
   SpanCache& operator=(const SpanCache&) = delete;
@@ -88,6 +94,9 @@ class SpanCache {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::unordered_map<uint32_t, Fetched> held_;  // fetched or in flight
+  // Per span: a fetch has started once. The fetcher never fetches such a span again (a span
+  // served and dropped is not needed any more); only a reader that still needs it does.
+  std::vector<bool> fetched_;
   std::vector<uint32_t> to_fetch_;              // prefetches not yet started
   uint64_t fetches_ = 0;
   bool stop_ = false;

@@ -177,6 +177,29 @@ TEST_F(SpanCacheTest, BlobsOutsideThePlanAreReadFromTheRepository) {
   EXPECT_EQ(s.code(), Code::kNotFound) << s.message();
 }
 
+TEST_F(SpanCacheTest, TooManyBlobsMeanNoPlan) {
+  std::vector<size_t> order;
+  for (size_t i = 0; i < 50; ++i) order.push_back(i);
+  auto cache = SpanCache::Plan(
+      *repo_,
+      [&](const std::function<void(const Id&)>& need) {
+        for (size_t i : order) need(ids_[i]);
+        return Status::Ok();
+      },
+      /*max_blobs=*/49);
+  ASSERT_TRUE(cache.ok()) << cache.status().message();
+  EXPECT_EQ(*cache, nullptr);
+  auto fits = SpanCache::Plan(
+      *repo_,
+      [&](const std::function<void(const Id&)>& need) {
+        for (size_t i : order) need(ids_[i]);
+        return Status::Ok();
+      },
+      /*max_blobs=*/50);
+  ASSERT_TRUE(fits.ok());
+  EXPECT_NE(*fits, nullptr);
+}
+
 TEST_F(SpanCacheTest, DamageInASpanIsNamedAndNeverServed) {
   std::vector<size_t> order;
   for (size_t i = 0; i < 20; ++i) order.push_back(i);

@@ -459,6 +459,11 @@ mkdir -p "$work/repos/basebackup"
 chown postgres: "$work/repos/basebackup"
 run_timed "pg_basebackup:full" postgres "$pg_bin/pg_basebackup" -h 127.0.0.1 -p "$port" \
   -U postgres -D "$work/repos/basebackup" -Fp -X fetch -c fast || true
+# The replication protocol's own floor: the same BASE_BACKUP streamed as one tar to /dev/null
+# (no client-side disk, compression or encryption). A tool that backs up through the protocol,
+# as reprise does, cannot be faster than this.
+run_timed "pg_basebackup:floor" postgres sh -c "'$pg_bin/pg_basebackup' -h 127.0.0.1 \
+  -p '$port' -U postgres -D - -Ft -X none -c fast >/dev/null" || true
 wait_archived
 val[full:reprise:repo]=$(mb "$(dusb "$repo_reprise")")
 ((!have_pgbr)) || val[full:pgbackrest:repo]=$(mb "$(dusb "$repo_pgbr")")
@@ -708,6 +713,8 @@ pgbr_version=$( ((have_pgbr)) && pgbackrest version || echo "not installed")
   echo "| step | reprise | pgBackRest | pg_basebackup | reprise/pgBackRest |"
   echo "|---|---:|---:|---:|---:|"
   timed_rows full "1. full backup"
+  row "1. BASE_BACKUP streamed to /dev/null (the protocol's floor), wall s" "" "" \
+    "${wall[pg_basebackup:floor]:-}"
   row "1. repository after the full backup, MB" "${val[full:reprise:repo]:-}" \
     "${val[full:pgbackrest:repo]:-}" "${val[full:pg_basebackup:repo]:-}"
   change_rows small "2. small change"

@@ -120,7 +120,11 @@ TEST_F(CliTest, UnchangedSecondBackupWritesAlmostNothing) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto stats = Json(r)["stats"];
   EXPECT_EQ(stats["bytes"].get<uint64_t>(), 50u * 200000u);
-  EXPECT_EQ(stats["new_bytes"].get<uint64_t>(), 0u) << "an unchanged tree must store nothing new";
+  // The manifest lists the source's ancestors too (here under /tmp), whose mtimes other
+  // processes may change between the two backups: then the manifest (~15 KB) is stored anew.
+  // The 10 MB of file data never is.
+  EXPECT_LT(stats["new_bytes"].get<uint64_t>(), 64u << 10)
+      << "an unchanged tree must store nothing but, at most, its manifest";
   auto component = Json(r)["components"][0]["stats"];
   EXPECT_EQ(component["bytes_read"].get<uint64_t>(), 0u) << "unchanged files were read again";
   EXPECT_EQ(component["reused_bytes"].get<uint64_t>(), 50u * 200000u);

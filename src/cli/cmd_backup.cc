@@ -111,9 +111,9 @@ void AddBackupCommand(CLI::App& app, Context& ctx, Action* run) {
           line += " " + name + ": " + std::to_string(x.entries) + " entries, " +
                   FormatBytes(x.bytes_read) + " (" + FormatBytes(static_cast<uint64_t>(rate)) +
                   "/s)";
+          line += ", " + FormatBytes(x.new_bytes) + " new";
           if (latest.size() == 1)
-            line += ", " + FormatBytes(x.new_bytes) + " new, " + FormatBytes(x.stored_bytes) +
-                    " stored, " + FormatSeconds(x.seconds);
+            line += ", " + FormatBytes(x.stored_bytes) + " stored, " + FormatSeconds(x.seconds);
           line += ";";
         }
         line.pop_back();

@@ -166,9 +166,6 @@ Result<Point> RunBackup(Repository& repo, BackupJob& job, const Clock& clock,
 
   std::mutex mu;  // guards everything below
   std::vector<Running> running;
-  // Components that ran while another one did: the repository's write counters cannot be
-  // split between them, so their own new/stored bytes are not recorded.
-  std::vector<bool> overlapped(job.items.size(), false);
   std::vector<size_t> running_index;
   Status storage_failure;
   size_t next = 0;
@@ -183,12 +180,10 @@ Result<Point> RunBackup(Repository& repo, BackupJob& job, const Clock& clock,
         t.entries = r.sink->progress().entries;
         t.bytes_read = r.sink->progress().bytes_read;
         t.seconds = static_cast<double>(clock.NowUnixNanos() - r.started_ns) / 1e9;
+        t.new_bytes = r.sink->write_stats().new_bytes;
+        t.stored_bytes = r.sink->write_stats().stored_bytes;
         ticks.push_back(t);
       }
-    }
-    if (ticks.size() == 1) {  // alone: the repository's counters are its own
-      ticks[0].new_bytes = ws.new_bytes;
-      ticks[0].stored_bytes = ws.stored_bytes;
     }
     for (const auto& t : ticks) tick(t);
   })
@@ -210,15 +205,8 @@ Result<Point> RunBackup(Repository& repo, BackupJob& job, const Clock& clock,
     if (auto prev = previous_of(item)) sink.SetPrevious(std::move(*prev));
     StorageErrors storage_errors;
     WatchedSink watched(sink, storage_errors);
-    uint64_t new0, stored0;
     {
       std::lock_guard lk(mu);
-      new0 = ws.new_bytes;
-      stored0 = ws.stored_bytes;
-      if (!running.empty()) {
-        overlapped[i] = true;
-        for (size_t k : running_index) overlapped[k] = true;
-      }
       running.push_back(Running{&item, &sink, pc.started_ns});
       running_index.push_back(i);
     }
@@ -248,14 +236,9 @@ Result<Point> RunBackup(Repository& repo, BackupJob& job, const Clock& clock,
     pc.stats = {{"entries", sink.entries()},
                 {"bytes", sink.bytes()},
                 {"bytes_read", sink.progress().bytes_read.load()},
-                {"reused_bytes", sink.reused_bytes()}};
-    {
-      std::lock_guard lk(mu);
-      if (!overlapped[i]) {
-        pc.stats["new_bytes"] = ws.new_bytes - new0;
-        pc.stats["stored_bytes"] = ws.stored_bytes - stored0;
-      }
-    }
+                {"reused_bytes", sink.reused_bytes()},
+                {"new_bytes", sink.write_stats().new_bytes.load()},
+                {"stored_bytes", sink.write_stats().stored_bytes.load()}};
     pc.finished_ns = clock.NowUnixNanos();
   };
 

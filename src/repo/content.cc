@@ -48,7 +48,8 @@ struct ContentState {
 // Writes the block map of a fixed-block stream, as a delta against the previous point's map
 // of the same object when that one is still readable.
 Result<Content> FinishBlockMap(Repository& repo, uint32_t block_size,
-                               const nlohmann::json& previous, Content content) {
+                               const nlohmann::json& previous, Content content,
+                               WriteStats* counters) {
   std::optional<Id> previous_id;
   std::optional<Content> previous_content;
   uint32_t previous_depth = 0;
@@ -72,20 +73,26 @@ Result<Content> FinishBlockMap(Repository& repo, uint32_t block_size,
   }
   Bytes bytes = EncodeBlockMap(map);
   Id id = BlobIdOf(repo.key().id, bytes);
-  RETURN_IF_ERROR(repo.SaveBlob(BlobType::kTree, id, bytes).status());
+  RETURN_IF_ERROR(
+      repo.SaveBlob(BlobType::kTree, id, bytes, repo.config().compression_level, counters)
+          .status());
   content.map = id;
   return content;
 }
 
 class RepoContentWriter final : public ContentWriter {
  public:
-  RepoContentWriter(Repository& repo, ThreadPool& pool, const ContentOptions& options = {})
-      : repo_(repo), pool_(pool), state_(std::make_shared<ContentState>()),
-        block_(options.fixed_block) {
+  // `counters` count the blobs this content stores (its sink's share of the repository's
+  // write stats); the jobs hold them, so they outlive the writer.
+  RepoContentWriter(Repository& repo, ThreadPool& pool, std::shared_ptr<WriteStats> counters,
+                    const ContentOptions& options = {})
+      : repo_(repo), pool_(pool), counters_(std::move(counters)),
+        state_(std::make_shared<ContentState>()), block_(options.fixed_block) {
     future_ = state_->promise.get_future().share();
     if (block_ > 0) {
-      state_->finish = [repo = &repo_, block = block_, previous = options.previous](Content c) {
-        return FinishBlockMap(*repo, block, previous, std::move(c));
+      state_->finish = [repo = &repo_, block = block_, previous = options.previous,
+                        counters = counters_](Content c) {
+        return FinishBlockMap(*repo, block, previous, std::move(c), counters.get());
       };
     }
   }
@@ -135,9 +142,11 @@ class RepoContentWriter final : public ContentWriter {
       state_->chunks.push_back(ChunkRef{.id = Id{}, .length = static_cast<uint32_t>(chunk.size())});
     }
     state_->remaining++;
-    pool_.Submit([repo = &repo_, state = state_, slot, chunk = std::move(chunk)] {
+    pool_.Submit([repo = &repo_, state = state_, counters = counters_, slot,
+                  chunk = std::move(chunk)] {
       Id id = BlobIdOf(repo->key().id, chunk);
-      auto saved = repo->SaveBlob(BlobType::kData, id, chunk);
+      auto saved = repo->SaveBlob(BlobType::kData, id, chunk, repo->config().compression_level,
+                                  counters.get());
       {
         std::lock_guard lk(state->mu);
         if (!saved.ok() && state->error.ok()) state->error = saved.status();
@@ -171,13 +180,14 @@ class RepoContentWriter final : public ContentWriter {
       }
     }
     state_->remaining++;
-    pool_.Submit([repo = &repo_, state = state_, first, block = block_, data = std::move(data)] {
+    pool_.Submit([repo = &repo_, state = state_, counters = counters_, first, block = block_,
+                  data = std::move(data)] {
       Status error;
       std::vector<Id> ids;
       for (size_t off = 0; off < data.size(); off += block) {
         ByteView b = ByteView(data).subspan(off, std::min<size_t>(block, data.size() - off));
         Id id = BlobIdOf(repo->key().id, b);
-        auto saved = repo->SaveBlob(BlobType::kData, id, b, kBlockCompressionLevel);
+        auto saved = repo->SaveBlob(BlobType::kData, id, b, kBlockCompressionLevel, counters.get());
         if (!saved.ok() && error.ok()) error = saved.status();
         ids.push_back(id);
       }
@@ -192,6 +202,7 @@ class RepoContentWriter final : public ContentWriter {
 
   Repository& repo_;
   ThreadPool& pool_;
+  std::shared_ptr<WriteStats> counters_;
   std::shared_ptr<ContentState> state_;
   ContentFuture future_;
   Bytes buf_;
@@ -278,11 +289,11 @@ RepoBackupSink::~RepoBackupSink() {
 }
 
 std::unique_ptr<ContentWriter> RepoBackupSink::NewContent() {
-  return std::make_unique<RepoContentWriter>(repo_, pool_);
+  return std::make_unique<RepoContentWriter>(repo_, pool_, counters_);
 }
 
 std::unique_ptr<ContentWriter> RepoBackupSink::NewContent(const ContentOptions& options) {
-  return std::make_unique<RepoContentWriter>(repo_, pool_, options);
+  return std::make_unique<RepoContentWriter>(repo_, pool_, counters_, options);
 }
 
 Status BackupSink::AddEntryLater(EntryFuture entry) {
@@ -368,7 +379,9 @@ Status RepoBackupSink::CutManifest(bool eof) {
     if (n == 0) break;
     ByteView blob = rest.first(n);
     Id id = BlobIdOf(repo_.key().id, blob);
-    RETURN_IF_ERROR(repo_.SaveBlob(BlobType::kTree, id, blob).status());
+    RETURN_IF_ERROR(
+        repo_.SaveBlob(BlobType::kTree, id, blob, repo_.config().compression_level, counters_.get())
+            .status());
     manifest_.push_back(id);
     pos += n;
   }

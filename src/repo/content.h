@@ -41,6 +41,9 @@ class RepoBackupSink final : public BackupSink {
   // The manifest that Previous() reads (set by the orchestrator before Backup).
   void SetPrevious(std::vector<Id> manifest) { previous_ = std::move(manifest); }
   uint64_t reused_bytes() const { return reused_bytes_; }
+  // The blobs this sink stored (new) or found stored (dedup): its own share of the
+  // repository's write stats, right while other sinks write at once.
+  const WriteStats& write_stats() const { return *counters_; }
 
   // Waits for every pending entry and writes the rest of the manifest. Returns its tree blobs.
   Result<std::vector<Id>> Finish();
@@ -69,6 +72,7 @@ class RepoBackupSink final : public BackupSink {
   std::optional<std::vector<Id>> previous_;
   uint64_t entries_ = 0, bytes_ = 0;
   std::atomic<uint64_t> reused_bytes_{0};
+  std::shared_ptr<WriteStats> counters_ = std::make_shared<WriteStats>();
   std::mutex warn_mu_;
   std::vector<std::string> warnings_;
   uint64_t warning_count_ = 0;

@@ -145,25 +145,29 @@ Result<bool> Repository::SaveBlob(BlobType type, const Id& id, ByteView plaintex
   return SaveBlob(type, id, plaintext, config_.compression_level);
 }
 
-Result<bool> Repository::SaveBlob(BlobType type, const Id& id, ByteView plaintext, int level) {
+Result<bool> Repository::SaveBlob(BlobType type, const Id& id, ByteView plaintext, int level,
+                                  WriteStats* also) {
   RETURN_IF_ERROR(TakeError());
-  if (index_.Has(id)) {
-    stats_.dedup_blobs++;
-    stats_.dedup_bytes += plaintext.size();
+  auto dedup = [&] {
+    for (WriteStats* s : {&stats_, also}) {
+      if (!s) continue;
+      s->dedup_blobs++;
+      s->dedup_bytes += plaintext.size();
+    }
     return false;
-  }
+  };
+  if (index_.Has(id)) return dedup();
   {
     std::lock_guard lk(claim_mu_);
-    if (!claimed_.insert(id).second) {
-      stats_.dedup_blobs++;
-      stats_.dedup_bytes += plaintext.size();
-      return false;
-    }
+    if (!claimed_.insert(id).second) return dedup();
   }
   Bytes sealed = SealBlob(master_.encryption, id, plaintext, level);
-  stats_.new_blobs++;
-  stats_.new_bytes += plaintext.size();
-  stats_.stored_bytes += sealed.size();
+  for (WriteStats* s : {&stats_, also}) {
+    if (!s) continue;
+    s->new_blobs++;
+    s->new_bytes += plaintext.size();
+    s->stored_bytes += sealed.size();
+  }
   int slot = static_cast<int>(type);
   std::lock_guard lk(pack_mu_);
   OpenPack& pack = open_[slot];

@@ -76,7 +76,10 @@ class Repository {
   // Stores a blob unless the repository (or this session) has it. Returns true when new.
   Result<bool> SaveBlob(BlobType type, const Id& id, ByteView plaintext);
   // The same with another zstd level than the repository's (negative: zstd's fast levels).
-  Result<bool> SaveBlob(BlobType type, const Id& id, ByteView plaintext, int level);
+  // `also`, when given, counts the blob too (a caller's own share of write_stats(), e.g. one
+  // component of a backup while others run at once).
+  Result<bool> SaveBlob(BlobType type, const Id& id, ByteView plaintext, int level,
+                        WriteStats* also = nullptr);
   // Finishes open packs, waits for uploads and writes the index of the new packs. After OK,
   // every blob saved so far is durable and findable.
   Status Flush();

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -250,6 +251,38 @@ TEST_F(CliTest, PlanBackupAndPlanCheck) {
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("reprise.yaml:4:"), std::string::npos) << bad.err;
   EXPECT_NE(bad.err.find("components.docs.kind"), std::string::npos) << bad.err;
+}
+
+// Components backed up side by side each count what they stored themselves: the numbers add
+// up to the point's, and each is about its own data, not the other's.
+TEST_F(CliTest, ComponentsRunningAtOnceEachCountTheirOwnNewBytes) {
+  std::string a = tmp_.path() + "/a", b = tmp_.path() + "/b";
+  fs::create_directories(a);
+  fs::create_directories(b);
+  for (int i = 0; i < 8; ++i) WriteFile(a + "/f" + std::to_string(i), RandomText(1 << 20, 10 + i));
+  for (int i = 0; i < 2; ++i) WriteFile(b + "/f" + std::to_string(i), RandomText(1 << 20, 30 + i));
+  std::string plan = tmp_.path() + "/reprise.yaml";
+  WriteFile(plan, "version: 1\nname: test\ncomponents:\n  big:\n    kind: files\n"
+                  "    class: documents\n    paths: [" + a + "]\n  small:\n    kind: files\n"
+                  "    class: documents\n    paths: [" + b + "]\n");
+  auto r = Reprise({"--plan", plan, "--json", "backup", "--parallel", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = Json(r);
+  ASSERT_EQ(j["components"].size(), 2u);
+  std::map<std::string, nlohmann::json> by_name;
+  for (const auto& c : j["components"]) by_name[c["name"].get<std::string>()] = c["stats"];
+  ASSERT_TRUE(by_name["big"].contains("new_bytes")) << by_name["big"].dump();
+  ASSERT_TRUE(by_name["small"].contains("new_bytes")) << by_name["small"].dump();
+  const uint64_t big_new = by_name["big"]["new_bytes"].get<uint64_t>();
+  const uint64_t small_new = by_name["small"]["new_bytes"].get<uint64_t>();
+  // New bytes are plaintext: each component's files plus its own manifest.
+  EXPECT_GE(big_new, 8u << 20);
+  EXPECT_LT(big_new, (8u << 20) + (1u << 20));
+  EXPECT_GE(small_new, 2u << 20);
+  EXPECT_LT(small_new, (2u << 20) + (1u << 20));
+  EXPECT_GT(by_name["big"]["stored_bytes"].get<uint64_t>(), 0u);
+  EXPECT_GT(by_name["small"]["stored_bytes"].get<uint64_t>(), 0u);
+  EXPECT_EQ(big_new + small_new, j["stats"]["new_bytes"].get<uint64_t>());
 }
 
 TEST_F(CliTest, FailingComponentMakesAPartialPoint) {

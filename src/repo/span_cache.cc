@@ -22,8 +22,9 @@ SpanCache::~SpanCache() {
 Result<std::unique_ptr<SpanCache>> SpanCache::Plan(
     Repository& repo,
     const std::function<Status(const std::function<void(const Id&)>&)>& visit_needed,
-    size_t max_blobs) {
+    size_t max_blobs, size_t max_spans) {
   std::unique_ptr<SpanCache> cache(new SpanCache(repo));
+  cache->max_spans_ = std::max<size_t>(1, max_spans);
   struct Need {
     BlobLocation loc;
     uint64_t first = 0;  // when it is first needed (visit number)
@@ -126,6 +127,10 @@ Status SpanCache::ReadBlobs(const std::vector<Id>& ids, std::vector<Bytes>* out)
     const Where& where = w->second;
     const SpanPlan& span = spans_[where.span];
     ASSIGN_OR_RETURN(std::shared_ptr<const Bytes> bytes, Get(where.span, true));
+    if (!bytes) {  // its span was dropped before this read: read the blob alone
+      run.push_back(id);
+      continue;
+    }
     ByteView sealed = ByteView(*bytes).subspan(where.loc.offset - span.offset, where.loc.length);
     auto plain = OpenBlob(repo_.key().encryption, id, sealed, where.loc.raw_length);
     Served(where.span);
@@ -143,7 +148,12 @@ Result<std::shared_ptr<const Bytes>> SpanCache::Get(uint32_t i, bool reader) {
   if (reader) Prefetch(i + 1);
   for (;;) {
     auto it = held_.find(i);
-    if (it == held_.end()) break;  // neither held nor in flight: this thread fetches it
+    if (it == held_.end()) {
+      // Fetched once and dropped since (evicted, or a read the plan did not count): fetching
+      // the whole piece again for what is left of it could repeat for every late blob.
+      if (fetched_[i]) return std::shared_ptr<const Bytes>();
+      break;  // neither held nor in flight: this thread fetches it
+    }
     if (it->second.done) {
       if (!it->second.error.ok()) return it->second.error;
       return it->second.bytes;
@@ -196,7 +206,7 @@ void SpanCache::Prefetch(uint32_t from) {
 
 void SpanCache::EvictLocked() {
   // Oldest in need order first; spans in flight stay.
-  while (held_.size() > kMaxSpans) {
+  while (held_.size() > max_spans_) {
     auto victim = held_.end();
     for (auto it = held_.begin(); it != held_.end(); ++it) {
       if (it->second.done && (victim == held_.end() || it->first < victim->first)) victim = it;
@@ -213,8 +223,9 @@ void SpanCache::FetchLoop() {
     if (stop_) return;
     const uint32_t j = to_fetch_.front();
     to_fetch_.erase(to_fetch_.begin());
-    // A reader got to it first (it may even be served and dropped already).
-    if (fetched_[j]) continue;
+    // A reader got to it first (it may even be served and dropped already); or no room is
+    // left, and fetching ahead would only evict what readers still need.
+    if (fetched_[j] || held_.size() >= max_spans_) continue;
     lk.unlock();
     (void)Get(j, false);  // errors stay in held_ for the reader that needs the span
     lk.lock();

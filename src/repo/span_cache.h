@@ -11,8 +11,12 @@
 // planned blob has been served. Packs with little of their span needed, and blobs the plan
 // does not know, are read as before.
 //
-// Memory: at most kMaxSpans spans of at most kMaxSpanBytes each are held at once (the plan is
-// an estimate: a span whose blobs are not all read is evicted by need order when over).
+// Memory: at most kMaxSpans spans of at most kPieceBytes each are held at once (the plan is
+// an estimate: a span whose blobs are not all read is evicted by need order when over). A span
+// is fetched once: the blobs still wanted from one evicted or already dropped are read one
+// run at a time, as without a plan, so a restore that outgrows the limit degrades to the
+// unplanned reads instead of fetching pieces again and again; nothing is fetched ahead while
+// the limit is reached.
 // Thread-safety: ReadBlobs may be called from many threads at once.
 #pragma once
 
@@ -49,7 +53,7 @@ class SpanCache {
   static Result<std::unique_ptr<SpanCache>> Plan(
       Repository& repo,
       const std::function<Status(const std::function<void(const Id&)>&)>& visit_needed,
-      size_t max_blobs = kMaxPlannedBlobs);
+      size_t max_blobs = kMaxPlannedBlobs, size_t max_spans = kMaxSpans);
   ~SpanCache();
   SpanCache(const SpanCache&) = delete;
   SpanCache& operator=(const SpanCache&) = delete;
@@ -79,7 +83,9 @@ class SpanCache {
 
   explicit SpanCache(Repository& repo);
   // The bytes of span `i`: fetched by this thread unless in flight or held; waits if in flight.
-  // A reader's call also queues the next kAhead spans for the fetcher thread.
+  // A reader's call also queues the next kAhead spans for the fetcher thread. No bytes
+  // (nullptr) when the span was fetched once and dropped since: the caller reads its blob
+  // alone.
   Result<std::shared_ptr<const Bytes>> Get(uint32_t i, bool reader);
   void Served(uint32_t i);
   void Prefetch(uint32_t from);  // mu_ held
@@ -97,6 +103,7 @@ class SpanCache {
   // Per span: a fetch has started once. The fetcher never fetches such a span again (a span
   // served and dropped is not needed any more); only a reader that still needs it does.
   std::vector<bool> fetched_;
+  size_t max_spans_ = kMaxSpans;
   std::vector<uint32_t> to_fetch_;              // prefetches not yet started
   uint64_t fetches_ = 0;
   bool stop_ = false;

@@ -200,6 +200,44 @@ TEST_F(SpanCacheTest, TooManyBlobsMeanNoPlan) {
   EXPECT_NE(*fits, nullptr);
 }
 
+// With room for one span only, readers on four threads keep evicting each other's spans:
+// what is still wanted from an evicted span is read blob by blob, never by fetching the span
+// again, so the reads stay below one per blob and every blob still comes back right.
+TEST_F(SpanCacheTest, OutgrowingTheLimitNeverRefetchesSpans) {
+  std::vector<size_t> order;
+  for (size_t i = 0; i < ids_.size(); ++i) order.push_back(i);
+  auto cache = SpanCache::Plan(
+      *repo_,
+      [&](const std::function<void(const Id&)>& need) {
+        for (size_t i : order) need(ids_[i]);
+        return Status::Ok();
+      },
+      SpanCache::kMaxPlannedBlobs, /*max_spans=*/1);
+  ASSERT_TRUE(cache.ok());
+  ASSERT_NE(*cache, nullptr);
+  ranges_ = 0;
+  std::atomic<int> wrong{0}, failed{0};
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < 4; ++t) {
+    // Each thread reads a quarter of the blobs, interleaved with the others, one at a time.
+    threads.emplace_back([&, t] {
+      for (size_t i = t; i < order.size(); i += 4) {
+        std::vector<Bytes> out;
+        if (!(*cache)->ReadBlobs({ids_[i]}, &out).ok() || out.size() != 1) {
+          ++failed;
+          continue;
+        }
+        if (out[0] != plain_[i]) ++wrong;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(wrong, 0);
+  EXPECT_LE((*cache)->fetches(), PacksHolding(order)) << "a span was fetched twice";
+  EXPECT_LE(static_cast<size_t>(ranges_.load()), PacksHolding(order) + order.size());
+}
+
 TEST_F(SpanCacheTest, DamageInASpanIsNamedAndNeverServed) {
   std::vector<size_t> order;
   for (size_t i = 0; i < 20; ++i) order.push_back(i);

@@ -15,6 +15,7 @@
 #include "repo/content.h"
 #include "repo/repository.h"
 #include "storage/local/local_storage.h"
+#include "test_repo.h"
 
 namespace reprise {
 namespace {
@@ -104,10 +105,8 @@ TEST(BlockMapTest, DeltaChainResolvesAndIsCutWhenLong) {
 class BlockMapRepoTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("reprise-blockmap-test-" + std::to_string(getpid()));
-    fs::remove_all(dir_);
-    InitOptions options;
-    options.kdf = ScryptParams{.n = 1024, .r = 8, .p = 1};
+    dir_ = testing_support::FreshTestDir("reprise-blockmap-test");
+    InitOptions options = testing_support::FastInitOptions();
     auto repo = Repository::Init(std::make_unique<LocalStorage>(dir_), "secret", options, clock_);
     ASSERT_TRUE(repo.ok()) << repo.status().message();
     repo_ = std::move(*repo);

@@ -19,6 +19,7 @@
 #include "repo/format.h"
 #include "repo/wal_store.h"
 #include "storage/local/local_storage.h"
+#include "test_repo.h"
 
 namespace reprise {
 namespace {
@@ -28,10 +29,7 @@ namespace fs = std::filesystem;
 class CopyReencryptTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    base_ = fs::temp_directory_path() /
-            ("reprise-recrypt-test-" + std::to_string(getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(base_);
+    base_ = testing_support::FreshTestDir("reprise-recrypt-test");
     from_ = Init("a", "first secret");
     to_ = Init("b", "second secret");
     ASSERT_TRUE(from_ && to_);
@@ -44,8 +42,7 @@ class CopyReencryptTest : public ::testing::Test {
   }
 
   std::unique_ptr<Repository> Init(const std::string& name, const std::string& pass) {
-    InitOptions options;
-    options.kdf = ScryptParams{.n = 1024, .r = 8, .p = 1};  // fast for tests
+    InitOptions options = testing_support::FastInitOptions();
     options.pack_size = 256 * 1024;
     options.chunker = ChunkerParams{.min_size = 4096, .avg_size = 16384, .max_size = 65536};
     auto repo = Repository::Init(std::make_unique<LocalStorage>(base_ / name), pass, options,

@@ -11,6 +11,7 @@
 
 #include "repo/wal_store.h"
 #include "storage/local/local_storage.h"
+#include "test_repo.h"
 
 namespace reprise {
 namespace {
@@ -20,10 +21,8 @@ namespace fs = std::filesystem;
 class PgRecoveryPlanTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("reprise-recovery-plan-" + std::to_string(getpid()));
-    fs::remove_all(dir_);
-    InitOptions options;
-    options.kdf = ScryptParams{.n = 1024, .r = 8, .p = 1};
+    dir_ = testing_support::FreshTestDir("reprise-recovery-plan");
+    InitOptions options = testing_support::FastInitOptions();
     auto repo = Repository::Init(std::make_unique<LocalStorage>(dir_), "secret", options, clock_);
     ASSERT_TRUE(repo.ok()) << repo.status().message();
     repo_ = std::move(*repo);

@@ -15,6 +15,7 @@
 #include "repo/prune.h"
 #include "repo/repository.h"
 #include "storage/local/local_storage.h"
+#include "test_repo.h"
 
 namespace reprise {
 namespace {
@@ -24,12 +25,8 @@ namespace fs = std::filesystem;
 class RepoTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("reprise-repo-test-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    InitOptions options;
-    options.kdf = ScryptParams{.n = 1024, .r = 8, .p = 1};  // fast for tests
+    dir_ = testing_support::FreshTestDir("reprise-repo-test");
+    InitOptions options = testing_support::FastInitOptions();
     options.pack_size = 64 * 1024;
     options.chunker = ChunkerParams{.min_size = 4096, .avg_size = 16384, .max_size = 65536};
     auto repo = Repository::Init(std::make_unique<LocalStorage>(dir_), "secret", options, clock_);

@@ -15,6 +15,7 @@
 #include "repo/format.h"
 #include "repo/repository.h"
 #include "storage/local/local_storage.h"
+#include "test_repo.h"
 
 namespace reprise {
 namespace {
@@ -47,12 +48,8 @@ class CountingStorage final : public Storage {
 class SpanCacheTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("reprise-span-test-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    InitOptions options;
-    options.kdf = ScryptParams{.n = 1024, .r = 8, .p = 1};
+    dir_ = testing_support::FreshTestDir("reprise-span-test");
+    InitOptions options = testing_support::FastInitOptions();
     options.pack_size = 256 * 1024;
     auto repo = Repository::Init(std::make_unique<LocalStorage>(dir_), "secret", options, clock_);
     ASSERT_TRUE(repo.ok()) << repo.status().message();

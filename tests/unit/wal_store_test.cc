@@ -13,6 +13,7 @@
 #include "repo/format.h"
 #include "repo/prune.h"
 #include "storage/local/local_storage.h"
+#include "test_repo.h"
 
 namespace reprise {
 namespace {
@@ -22,10 +23,8 @@ namespace fs = std::filesystem;
 class WalStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("reprise-wal-test-" + std::to_string(getpid()));
-    fs::remove_all(dir_);
-    InitOptions options;
-    options.kdf = ScryptParams{.n = 1024, .r = 8, .p = 1};
+    dir_ = testing_support::FreshTestDir("reprise-wal-test");
+    InitOptions options = testing_support::FastInitOptions();
     options.pack_size = 256 * 1024;
     auto repo = Repository::Init(std::make_unique<LocalStorage>(dir_), "secret", options, clock_);
     ASSERT_TRUE(repo.ok()) << repo.status().message();

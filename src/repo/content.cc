@@ -73,9 +73,7 @@ Result<Content> FinishBlockMap(Repository& repo, uint32_t block_size,
   }
   Bytes bytes = EncodeBlockMap(map);
   Id id = BlobIdOf(repo.key().id, bytes);
-  RETURN_IF_ERROR(
-      repo.SaveBlob(BlobType::kTree, id, bytes, repo.config().compression_level, counters)
-          .status());
+  RETURN_IF_ERROR(repo.SaveBlob(BlobType::kTree, id, bytes, counters).status());
   content.map = id;
   return content;
 }
@@ -145,8 +143,7 @@ class RepoContentWriter final : public ContentWriter {
     pool_.Submit([repo = &repo_, state = state_, counters = counters_, slot,
                   chunk = std::move(chunk)] {
       Id id = BlobIdOf(repo->key().id, chunk);
-      auto saved = repo->SaveBlob(BlobType::kData, id, chunk, repo->config().compression_level,
-                                  counters.get());
+      auto saved = repo->SaveBlob(BlobType::kData, id, chunk, counters.get());
       {
         std::lock_guard lk(state->mu);
         if (!saved.ok() && state->error.ok()) state->error = saved.status();
@@ -379,9 +376,7 @@ Status RepoBackupSink::CutManifest(bool eof) {
     if (n == 0) break;
     ByteView blob = rest.first(n);
     Id id = BlobIdOf(repo_.key().id, blob);
-    RETURN_IF_ERROR(
-        repo_.SaveBlob(BlobType::kTree, id, blob, repo_.config().compression_level, counters_.get())
-            .status());
+    RETURN_IF_ERROR(repo_.SaveBlob(BlobType::kTree, id, blob, counters_.get()).status());
     manifest_.push_back(id);
     pos += n;
   }

@@ -141,8 +141,9 @@ Status Repository::LoadIndex(std::vector<std::string>* damaged) {
   return Status::Ok();
 }
 
-Result<bool> Repository::SaveBlob(BlobType type, const Id& id, ByteView plaintext) {
-  return SaveBlob(type, id, plaintext, config_.compression_level);
+Result<bool> Repository::SaveBlob(BlobType type, const Id& id, ByteView plaintext,
+                                  WriteStats* also) {
+  return SaveBlob(type, id, plaintext, config_.compression_level, also);
 }
 
 Result<bool> Repository::SaveBlob(BlobType type, const Id& id, ByteView plaintext, int level,
@@ -296,7 +297,21 @@ Result<Bytes> Repository::ReadBlobAt(const Id& id, const BlobLocation& loc) {
   if (!sealed.ok())
     return sealed.status().WithContext("reading blob '" + id.Short() + "' from pack '" +
                                        loc.pack.Hex() + "'");
-  auto plain = OpenBlob(master_.encryption, id, *sealed, loc.raw_length);
+  return OpenStoredBlob(id, loc, *sealed);
+}
+
+Result<Bytes> Repository::ReadPackRange(const Id& pack, uint64_t offset, uint64_t length) {
+  auto bytes = storage_->GetRange(PackKey(pack), offset, length);
+  if (!bytes.ok()) return bytes.status().WithContext("reading pack '" + pack.Hex() + "'");
+  if (bytes->size() != length)
+    return Corruption("pack '" + pack.Hex() + "' is shorter than its index says. " +
+                      "HINT: run 'reprise check --read-data' to see what is affected");
+  return bytes;
+}
+
+Result<Bytes> Repository::OpenStoredBlob(const Id& id, const BlobLocation& loc,
+                                         ByteView sealed) const {
+  auto plain = OpenBlob(master_.encryption, id, sealed, loc.raw_length);
   if (!plain.ok())
     return Corruption(plain.status().message() + " in pack '" + loc.pack.Hex() +
                       "'. HINT: run 'reprise check --read-data' to see what is affected");
@@ -355,21 +370,13 @@ Status Repository::ReadBlobs(const std::vector<Id>& ids, std::vector<Bytes>* out
       i = j;
       continue;
     }
-    auto sealed = storage_->GetRange(PackKey(first.pack), first.offset, end - first.offset);
+    auto sealed = ReadPackRange(first.pack, first.offset, end - first.offset);
     if (!sealed.ok())
-      return sealed.status().WithContext("reading blob '" + ids[order[i]].Short() +
-                                         "' from pack '" + first.pack.Hex() + "'");
-    if (sealed->size() != end - first.offset)
-      return Corruption("pack '" + first.pack.Hex() + "' is shorter than its index says. " +
-                        "HINT: run 'reprise check --read-data' to see what is affected");
+      return sealed.status().WithContext("reading blob '" + ids[order[i]].Short() + "'");
     for (size_t k = i; k < j; ++k) {
       const size_t at = order[k];
       ByteView one = ByteView(*sealed).subspan(locs[at].offset - first.offset, locs[at].length);
-      auto plain = OpenBlob(master_.encryption, ids[at], one, locs[at].raw_length);
-      if (!plain.ok())
-        return Corruption(plain.status().message() + " in pack '" + locs[at].pack.Hex() +
-                          "'. HINT: run 'reprise check --read-data' to see what is affected");
-      got[at] = std::move(*plain);
+      ASSIGN_OR_RETURN(got[at], OpenStoredBlob(ids[at], locs[at], one));
     }
     i = j;
   }

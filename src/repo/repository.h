@@ -74,10 +74,11 @@ class Repository {
   const std::vector<Id>& index_files() const { return index_files_; }
 
   // Stores a blob unless the repository (or this session) has it. Returns true when new.
-  Result<bool> SaveBlob(BlobType type, const Id& id, ByteView plaintext);
-  // The same with another zstd level than the repository's (negative: zstd's fast levels).
   // `also`, when given, counts the blob too (a caller's own share of write_stats(), e.g. one
   // component of a backup while others run at once).
+  Result<bool> SaveBlob(BlobType type, const Id& id, ByteView plaintext,
+                        WriteStats* also = nullptr);
+  // The same with another zstd level than the repository's (negative: zstd's fast levels).
   Result<bool> SaveBlob(BlobType type, const Id& id, ByteView plaintext, int level,
                         WriteStats* also = nullptr);
   // Finishes open packs, waits for uploads and writes the index of the new packs. After OK,
@@ -87,6 +88,11 @@ class Repository {
   // Reads a blob from where `loc` says, without the index (WAL fetch keeps locations in its
   // records). Fails (never returns wrong bytes) when the blob is not there any more.
   Result<Bytes> ReadBlobAt(const Id& id, const BlobLocation& loc);
+  // Bytes [offset, offset + length) of a pack; kCorruption when the pack is shorter.
+  Result<Bytes> ReadPackRange(const Id& pack, uint64_t offset, uint64_t length);
+  // Authenticates and decompresses the sealed bytes of blob `id`, stored at `loc`; damage is
+  // reported naming the pack.
+  Result<Bytes> OpenStoredBlob(const Id& id, const BlobLocation& loc, ByteView sealed) const;
   // Reads several blobs in order; neighbours in one pack (the usual case for blocks written
   // one after another) come in one ranged read. Stops at the first blob that fails, returning
   // the good ones before it in `out` and the error.

@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <limits>
 
-#include "repo/format.h"
-#include "repo/pack.h"
 
 namespace reprise {
 
@@ -30,9 +28,10 @@ Result<std::unique_ptr<SpanCache>> SpanCache::Plan(
     uint64_t first = 0;  // when it is first needed (visit number)
     uint64_t reads = 0;
   };
+  using Entry = std::pair<const Id, Need>;  // points into `blobs`, which no longer changes
   struct PackNeed {
     uint64_t lo = std::numeric_limits<uint64_t>::max(), hi = 0, needed = 0;
-    std::vector<const Id*> blobs;
+    std::vector<const Entry*> blobs;
   };
   std::unordered_map<Id, Need, IdHash> blobs;
   uint64_t visits = 0;
@@ -55,29 +54,30 @@ Result<std::unique_ptr<SpanCache>> SpanCache::Plan(
   }));
   if (too_many) return std::unique_ptr<SpanCache>();
   std::unordered_map<Id, PackNeed, IdHash> packs;
-  for (const auto& [id, need] : blobs) {
-    PackNeed& p = packs[need.loc.pack];
-    p.lo = std::min(p.lo, need.loc.offset);
-    p.hi = std::max(p.hi, need.loc.offset + need.loc.length);
-    p.needed += need.loc.length;
-    p.blobs.push_back(&id);
+  for (const Entry& e : blobs) {
+    const BlobLocation& loc = e.second.loc;
+    PackNeed& p = packs[loc.pack];
+    p.lo = std::min(p.lo, loc.offset);
+    p.hi = std::max(p.hi, loc.offset + loc.length);
+    p.needed += loc.length;
+    p.blobs.push_back(&e);
   }
   // A pack's needed span is worth reading whole when at least half of it is needed; it is
   // read in pieces of about kPieceBytes, each one GET, cut between blobs.
   struct Piece {
     SpanPlan span;
     uint64_t first, reads;
-    std::vector<const Id*> blobs;
+    std::vector<const Entry*> blobs;
   };
   std::vector<Piece> pieces;
   for (auto& [pack, p] : packs) {
     const uint64_t length = p.hi - p.lo;
     if (p.needed * 2 < length) continue;
-    std::sort(p.blobs.begin(), p.blobs.end(), [&](const Id* a, const Id* b) {
-      return blobs[*a].loc.offset < blobs[*b].loc.offset;
+    std::sort(p.blobs.begin(), p.blobs.end(), [](const Entry* a, const Entry* b) {
+      return a->second.loc.offset < b->second.loc.offset;
     });
-    for (const Id* id : p.blobs) {
-      const Need& need = blobs[*id];
+    for (const Entry* e : p.blobs) {
+      const Need& need = e->second;
       const uint64_t end = need.loc.offset + need.loc.length;
       if (pieces.empty() || pieces.back().span.pack != pack ||
           end - pieces.back().span.offset > kPieceBytes) {
@@ -87,7 +87,7 @@ Result<std::unique_ptr<SpanCache>> SpanCache::Plan(
       piece.span.length = end - piece.span.offset;
       piece.first = std::min(piece.first, need.first);
       piece.reads += need.reads;
-      piece.blobs.push_back(id);
+      piece.blobs.push_back(e);
     }
   }
   std::sort(pieces.begin(), pieces.end(),
@@ -97,7 +97,7 @@ Result<std::unique_ptr<SpanCache>> SpanCache::Plan(
     cache->spans_.push_back(piece.span);
     cache->planned_reads_.push_back(piece.reads);
     cache->fetched_.push_back(false);
-    for (const Id* id : piece.blobs) cache->where_.emplace(*id, Where{index, blobs[*id].loc});
+    for (const Entry* e : piece.blobs) cache->where_.emplace(e->first, Where{index, e->second.loc});
   }
   if (!cache->spans_.empty()) cache->fetcher_ = std::thread([c = cache.get()] { c->FetchLoop(); });
   return cache;
@@ -132,12 +132,9 @@ Status SpanCache::ReadBlobs(const std::vector<Id>& ids, std::vector<Bytes>* out)
       continue;
     }
     ByteView sealed = ByteView(*bytes).subspan(where.loc.offset - span.offset, where.loc.length);
-    auto plain = OpenBlob(repo_.key().encryption, id, sealed, where.loc.raw_length);
+    auto plain = repo_.OpenStoredBlob(id, where.loc, sealed);
     Served(where.span);
-    if (!plain.ok()) {
-      return Corruption(plain.status().message() + " in pack '" + span.pack.Hex() +
-                        "'. HINT: run 'reprise check --read-data' to see what is affected");
-    }
+    if (!plain.ok()) return plain.status();
     out->push_back(std::move(*plain));
   }
   return flush_run();
@@ -164,18 +161,15 @@ Result<std::shared_ptr<const Bytes>> SpanCache::Get(uint32_t i, bool reader) {
   fetched_[i] = true;
   lk.unlock();
   const SpanPlan& span = spans_[i];
-  auto got = repo_.storage().GetRange(PackKey(span.pack), span.offset, span.length);
+  auto got = repo_.ReadPackRange(span.pack, span.offset, span.length);
   lk.lock();
   Fetched& f = held_[i];
   f.done = true;
   ++fetches_;
-  if (!got.ok()) {
-    f.error = got.status().WithContext("reading pack '" + span.pack.Hex() + "'");
-  } else if (got->size() != span.length) {
-    f.error = Corruption("pack '" + span.pack.Hex() + "' is shorter than its index says. " +
-                         "HINT: run 'reprise check --read-data' to see what is affected");
-  } else {
+  if (got.ok()) {
     f.bytes = std::make_shared<const Bytes>(std::move(*got));
+  } else {
+    f.error = got.status();
   }
   Result<std::shared_ptr<const Bytes>> result =
       f.error.ok() ? Result<std::shared_ptr<const Bytes>>(f.bytes)

@@ -187,7 +187,7 @@ size_t SealTo(const Key256& key, ByteView plaintext, ByteView aad, uint8_t* out)
   return kNonceSize + plaintext.size() + kTagSize;
 }
 
-Result<Bytes> Open(const Key256& key, ByteView sealed, ByteView aad) {
+Result<size_t> OpenTo(const Key256& key, ByteView sealed, ByteView aad, uint8_t* out) {
   if (sealed.size() < kSealOverhead) {
     return Corruption("sealed object is too short (" + std::to_string(sealed.size()) +
                       " bytes, at least " + std::to_string(kSealOverhead) + " needed)");
@@ -205,12 +205,10 @@ Result<Bytes> Open(const Key256& key, ByteView sealed, ByteView aad) {
     if (EVP_DecryptUpdate(ctx, nullptr, &len, aad.data() + off, static_cast<int>(n)) != 1)
       return Internal("AES-256-GCM rejected the associated data");
   }
-  Bytes out(body_size);
   size_t written = 0;
   for (size_t off = 0; off < body_size; off += kMaxSlice) {
     size_t n = std::min(kMaxSlice, body_size - off);
-    if (EVP_DecryptUpdate(ctx, out.data() + written, &len, body + off,
-                          static_cast<int>(n)) != 1)
+    if (EVP_DecryptUpdate(ctx, out + written, &len, body + off, static_cast<int>(n)) != 1)
       return Internal("AES-256-GCM decryption failed");
     written += static_cast<size_t>(len);
   }
@@ -218,14 +216,20 @@ Result<Bytes> Open(const Key256& key, ByteView sealed, ByteView aad) {
   if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, static_cast<int>(kTagSize),
                           const_cast<uint8_t*>(tag)) != 1)
     return Internal("cannot set the AES-256-GCM tag");
-  if (EVP_DecryptFinal_ex(ctx, out.data() + written, &len) != 1) {
+  if (EVP_DecryptFinal_ex(ctx, out + written, &len) != 1) {
     // Never hand out plaintext that did not authenticate.
-    OPENSSL_cleanse(out.data(), out.size());
+    OPENSSL_cleanse(out, body_size);
     ERR_clear_error();
     return Corruption(
         "sealed object failed authentication (" + std::to_string(sealed.size()) +
         " bytes): it was modified, or it is opened with the wrong key or as the wrong object");
   }
+  return body_size;
+}
+
+Result<Bytes> Open(const Key256& key, ByteView sealed, ByteView aad) {
+  Bytes out(sealed.size() >= kSealOverhead ? sealed.size() - kSealOverhead : 0);
+  RETURN_IF_ERROR(OpenTo(key, sealed, aad, out.data()).status());
   return out;
 }
 

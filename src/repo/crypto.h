@@ -37,6 +37,9 @@ Bytes Seal(const Key256& key, ByteView plaintext, ByteView aad);
 size_t SealTo(const Key256& key, ByteView plaintext, ByteView aad, uint8_t* out);
 // kCorruption when the tag does not verify or the input is too short.
 Result<Bytes> Open(const Key256& key, ByteView sealed, ByteView aad);
+// Open into `out`, which has room for sealed.size() - kSealOverhead bytes; returns that. On
+// failure those bytes of `out` are wiped: plaintext that did not authenticate is never left.
+Result<size_t> OpenTo(const Key256& key, ByteView sealed, ByteView aad, uint8_t* out);
 
 Id BlobIdOf(const Key256& id_key, ByteView plaintext);
 Id Sha256(ByteView data);

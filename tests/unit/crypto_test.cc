@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 #include <string>
 #include <thread>
@@ -40,6 +41,26 @@ TEST(CryptoTest, SealOpenRoundTrip) {
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
     EXPECT_EQ(*opened, plain);
   }
+}
+
+TEST(CryptoTest, OpenToWritesPlaintextAndWipesItWhenTheTagFails) {
+  MasterKey mk = MasterKey::Generate();
+  Bytes plain = RandomBytes(70000);
+  Bytes sealed = Seal(mk.encryption, plain, AsBytes("aad"));
+  Bytes out(plain.size() + 8, 0xEE);
+  auto n = OpenTo(mk.encryption, sealed, AsBytes("aad"), out.data());
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, plain.size());
+  EXPECT_TRUE(std::equal(plain.begin(), plain.end(), out.begin()));
+  EXPECT_EQ(out[plain.size()], 0xEE);  // nothing past the plaintext is touched
+
+  sealed[sealed.size() - 1] ^= 1;  // the tag no longer verifies
+  std::fill(out.begin(), out.end(), 0xEE);
+  auto bad = OpenTo(mk.encryption, sealed, AsBytes("aad"), out.data());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), Code::kCorruption);
+  // Decrypted bytes that did not authenticate are not left behind.
+  EXPECT_TRUE(std::all_of(out.begin(), out.begin() + plain.size(), [](uint8_t b) { return b == 0; }));
 }
 
 TEST(CryptoTest, SealUsesFreshNonces) {

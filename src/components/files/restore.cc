@@ -16,6 +16,9 @@ using nlohmann::json;
 namespace {
 
 constexpr size_t kWriteSize = 1 << 20;
+// Pieces of at least this many bytes (most chunks) are written as they come, without a copy
+// into the write buffer: the buffer only gathers the small ones into large writes.
+constexpr size_t kDirectWrite = 128 << 10;
 // Writer threads: file creation and writes are mostly kernel time, and a small file's blobs
 // are read on its writer thread (RepoRestoreSource::ReadContent), so these are also the reads
 // in flight against a remote repository: enough threads to hide request latency.
@@ -90,8 +93,10 @@ class RangeWriter {
                         std::to_string(limit_) + " bytes the manifest says");
     }
     total_ += data.size();
-    if (fill_ + data.size() > buffer_.size()) RETURN_IF_ERROR(Flush());
-    if (data.size() >= buffer_.size()) {
+    if (fill_ + data.size() > buffer_.size() || data.size() >= kDirectWrite) {
+      RETURN_IF_ERROR(Flush());
+    }
+    if (data.size() >= kDirectWrite || data.size() >= buffer_.size()) {
       RETURN_IF_ERROR(WriteAllAt(fd_, data, offset_, path_));
       offset_ += data.size();
       return Status::Ok();

@@ -1,31 +1,15 @@
 // reprise: the command-line front door. Global flags, then one subcommand.
-#include <malloc.h>
-
-#include <algorithm>
 #include <csignal>
-#include <cstdlib>
 #include <iostream>
-#include <thread>
 
 #include "cli/commands.h"
+#include "cli/malloc_tuning.h"
 
 int main(int argc, char** argv) {
   using namespace reprise::cli;
   // A write to a closed pipe (`reprise points | head`) must not kill us mid-write.
   std::signal(SIGPIPE, SIG_IGN);
-  // Chunk, compression and pack buffers are 1-16 MiB and short-lived: keep them on the heap
-  // and reuse their pages instead of mapping and faulting in fresh ones for each (a wal-push
-  // of one 16 MiB segment otherwise spends more time in page faults than in compression).
-  mallopt(M_MMAP_THRESHOLD, 64 << 20);
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
-  // One malloc arena per core, not glibc's eight: a restore's dozens of threads (writers,
-  // readers, the read plan's fetcher) then reuse each other's freed buffers instead of each
-  // faulting in pages of its own arena. A whole restore of 1 GiB from S3 peaked at 280 MB and
-  // 2.9 s of CPU with the default, 170 MB and 2.4 s with two arenas on two cores
-  // (bench/results/2026-12-07-s3-*.md). MALLOC_ARENA_MAX, when set, still wins.
-  if (std::getenv("MALLOC_ARENA_MAX") == nullptr) {
-    mallopt(M_ARENA_MAX, static_cast<int>(std::max(2u, std::thread::hardware_concurrency())));
-  }
+  TuneMalloc(argv);  // first: it may re-execute the binary (cli/malloc_tuning.h)
 
   CLI::App app{
       "reprise: disaster recovery for a RAG platform. Backs up components into one encrypted,\n"

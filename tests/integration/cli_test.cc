@@ -334,5 +334,51 @@ TEST_F(CliTest, CommandComponentBacksUpOutputAndRestoresThroughItsCommand) {
   EXPECT_NE(text.str().find("mode: fast"), std::string::npos) << text.str();
 }
 
+// reprise re-executes itself once with GLIBC_TUNABLES asking malloc for huge pages where the
+// kernel gives them on request (src/cli/malloc_tuning.h); the commands it runs must not
+// inherit that, and a GLIBC_TUNABLES of the user's own is left alone (and passed on).
+TEST_F(CliTest, MallocTuningReachesReprisesHeapButNotItsCommands) {
+  std::string dir = tmp_.path();
+  // The command prints its own environment, then the one reprise (its parent) started with.
+  WriteFile(dir + "/plan.yaml",
+            "version: 1\nname: env\ncomponents:\n"
+            "  env:\n    kind: command\n    class: configuration\n"
+            "    backup: \"env; echo ---; tr '\\\\0' '\\\\n' < /proc/$PPID/environ\"\n"
+            "    restore: \"cat > " + dir + "/restored.txt\"\n");
+  auto read_back = [&](std::vector<std::string> extra_env) {
+    auto b = Reprise({"--plan", dir + "/plan.yaml", "--json", "backup"}, extra_env);
+    EXPECT_EQ(b.exit_code, 0) << b.out << b.err;
+    auto r = Reprise({"--plan", dir + "/plan.yaml", "restore", "latest", "--component", "env"},
+                     extra_env);
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    std::ifstream in(dir + "/restored.txt");
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string all = text.str();
+    size_t cut = all.find("---\n");
+    EXPECT_NE(cut, std::string::npos) << all;
+    if (cut == std::string::npos) cut = all.size();
+    return std::pair<std::string, std::string>(all.substr(0, cut), all.substr(cut));
+  };
+
+  auto [child, parent] = read_back({});
+  EXPECT_EQ(child.find("GLIBC_TUNABLES"), std::string::npos) << child;
+  EXPECT_EQ(child.find("REPRISE_MALLOC_REEXEC"), std::string::npos) << child;
+  std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string modes;
+  std::getline(thp, modes);
+  bool on_request = modes.find("[madvise]") != std::string::npos;
+  EXPECT_EQ(parent.find("GLIBC_TUNABLES=glibc.malloc.hugetlb=1") != std::string::npos, on_request)
+      << "transparent huge pages: " << modes << "\nreprise started with:\n" << parent;
+
+  auto [child2, parent2] = read_back({"GLIBC_TUNABLES=glibc.malloc.tcache_count=7"});
+  EXPECT_NE(child2.find("GLIBC_TUNABLES=glibc.malloc.tcache_count=7\n"), std::string::npos)
+      << child2;
+  EXPECT_EQ(parent2.find("hugetlb"), std::string::npos) << parent2;
+
+  auto [child3, parent3] = read_back({"REPRISE_HUGE_PAGES=0"});
+  EXPECT_EQ(parent3.find("GLIBC_TUNABLES"), std::string::npos) << parent3;
+}
+
 }  // namespace
 }  // namespace reprise::testing

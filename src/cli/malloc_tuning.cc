@@ -1,0 +1,65 @@
+#include "cli/malloc_tuning.h"
+
+#include <malloc.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+
+namespace reprise::cli {
+namespace {
+
+// Set, with GLIBC_TUNABLES, only across our own re-exec.
+constexpr const char* kReexecMarker = "REPRISE_MALLOC_REEXEC";
+constexpr const char* kHugeTunable = "glibc.malloc.hugetlb=1";
+
+bool HugePagesOnRequest() {
+  std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string modes;
+  return std::getline(f, modes) && modes.find("[madvise]") != std::string::npos;
+}
+
+void AskForHugePages(char** argv) {
+  if (const char* marker = std::getenv(kReexecMarker)) {
+    // We are the re-executed process: glibc has read the tunable; our children must not.
+    if (std::strcmp(marker, "1") == 0) ::unsetenv("GLIBC_TUNABLES");
+    ::unsetenv(kReexecMarker);
+    return;
+  }
+  if (std::getenv("GLIBC_TUNABLES") != nullptr) return;
+  if (const char* opt = std::getenv("REPRISE_HUGE_PAGES"); opt && std::strcmp(opt, "0") == 0)
+    return;
+  if (!HugePagesOnRequest()) return;
+  if (::setenv("GLIBC_TUNABLES", kHugeTunable, 1) != 0) return;
+  if (::setenv(kReexecMarker, "1", 1) != 0) {
+    ::unsetenv("GLIBC_TUNABLES");
+    return;
+  }
+  ::execv("/proc/self/exe", argv);
+  // No /proc, or the binary was replaced since: go on with the defaults.
+  ::unsetenv("GLIBC_TUNABLES");
+  ::unsetenv(kReexecMarker);
+}
+
+}  // namespace
+
+void TuneMalloc(char** argv) {
+  AskForHugePages(argv);
+  // Chunk, compression and pack buffers are 1-16 MiB and short-lived: keep them on the heap
+  // and reuse their pages instead of mapping and faulting in fresh ones for each (a wal-push
+  // of one 16 MiB segment otherwise spends more time in page faults than in compression).
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  // One malloc arena per core, not glibc's eight: a restore's dozens of threads (writers,
+  // readers, the read plan's fetcher) then reuse each other's freed buffers instead of each
+  // faulting in pages of its own arena.
+  if (std::getenv("MALLOC_ARENA_MAX") == nullptr) {
+    mallopt(M_ARENA_MAX, static_cast<int>(std::max(2u, std::thread::hardware_concurrency())));
+  }
+}
+
+}  // namespace reprise::cli

@@ -8,7 +8,9 @@
 
 namespace reprise::cli {
 
-// 1. Transparent huge pages for the heap: when the kernel gives them only on request
+// 1. Transparent huge pages for the heap, for the commands that move bulk data (backup,
+//    restore, copy, check, prune, wal-stream, failover, rebuild, failback; not wal-push,
+//    whose whole run is ~90 ms, nor the short ones): when the kernel gives them only on request
 //    (/sys/kernel/mm/transparent_hugepage/enabled is "madvise"), re-executes this binary
 //    (/proc/self/exe, same argv) once with GLIBC_TUNABLES=glibc.malloc.hugetlb=1, so that
 //    malloc asks for them; the variable is removed again on arrival, so that children

@@ -62,8 +62,16 @@ void AskForHugePages(char** argv) {
     ::unsetenv("GLIBC_TUNABLES");
     return;
   }
-  ::execv("/proc/self/exe", argv);
-  // No /proc, or the binary was replaced since: go on with the defaults.
+  // The binary's own path, not /proc/self/exe: the process's name (ps, pgrep, top) is the
+  // file name exec'd, and must stay "reprise", not "exe".
+  char path[4096];
+  ssize_t n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (n > 0 && static_cast<size_t>(n) < sizeof(path) - 1) {
+    path[n] = '\0';
+    std::string_view self(path, static_cast<size_t>(n));
+    if (!self.ends_with(" (deleted)")) ::execv(path, argv);
+  }
+  // No /proc, or the binary was replaced or removed since: go on with the defaults.
   ::unsetenv("GLIBC_TUNABLES");
   ::unsetenv(kReexecMarker);
 }

@@ -12,10 +12,11 @@ namespace reprise::cli {
 //    restore, copy, check, prune, wal-stream, failover, rebuild, failback; not wal-push,
 //    whose whole run is ~90 ms, nor the short ones): when the kernel gives them only on request
 //    (/sys/kernel/mm/transparent_hugepage/enabled is "madvise"), re-executes this binary
-//    (/proc/self/exe, same argv) once with GLIBC_TUNABLES=glibc.malloc.hugetlb=1, so that
-//    malloc asks for them; the variable is removed again on arrival, so that children
-//    (pg_dump, psql, hooks) do not inherit it. Skipped when GLIBC_TUNABLES is already set
-//    (the user's choice stands) or REPRISE_HUGE_PAGES=0; an exec that fails changes nothing.
+//    (the path /proc/self/exe links to, so that the process keeps its name; same argv) once
+//    with GLIBC_TUNABLES=glibc.malloc.hugetlb=1, so that malloc asks for them; the variable
+//    is removed again on arrival, so that children (pg_dump, psql, hooks) do not inherit it.
+//    Skipped when GLIBC_TUNABLES is already set (the user's choice stands) or
+//    REPRISE_HUGE_PAGES=0; an exec that fails changes nothing.
 // 2. Large buffers stay on the heap (mmap threshold 64 MiB, trim threshold 256 MiB).
 // 3. One malloc arena per core (at least 2) unless MALLOC_ARENA_MAX is set.
 void TuneMalloc(char** argv);

@@ -339,11 +339,13 @@ TEST_F(CliTest, CommandComponentBacksUpOutputAndRestoresThroughItsCommand) {
 // inherit that, and a GLIBC_TUNABLES of the user's own is left alone (and passed on).
 TEST_F(CliTest, MallocTuningReachesReprisesHeapButNotItsCommands) {
   std::string dir = tmp_.path();
-  // The command prints its own environment, then the one reprise (its parent) started with.
+  // The command prints its own environment, then the one reprise (its parent) started with
+  // and reprise's process name.
   WriteFile(dir + "/plan.yaml",
             "version: 1\nname: env\ncomponents:\n"
             "  env:\n    kind: command\n    class: configuration\n"
-            "    backup: \"env; echo ---; tr '\\\\0' '\\\\n' < /proc/$PPID/environ\"\n"
+            "    backup: \"env; echo ---; tr '\\\\0' '\\\\n' < /proc/$PPID/environ; echo;"
+            " echo comm=$(cat /proc/$PPID/comm)\"\n"
             "    restore: \"cat > " + dir + "/restored.txt\"\n");
   auto read_back = [&](std::vector<std::string> extra_env) {
     auto b = Reprise({"--plan", dir + "/plan.yaml", "--json", "backup"}, extra_env);
@@ -370,6 +372,8 @@ TEST_F(CliTest, MallocTuningReachesReprisesHeapButNotItsCommands) {
   bool on_request = modes.find("[madvise]") != std::string::npos;
   EXPECT_EQ(parent.find("GLIBC_TUNABLES=glibc.malloc.hugetlb=1") != std::string::npos, on_request)
       << "transparent huge pages: " << modes << "\nreprise started with:\n" << parent;
+  // Re-executed or not, the process keeps its name (ps, pgrep): not "exe".
+  EXPECT_NE(parent.find("comm=reprise\n"), std::string::npos) << parent;
 
   auto [child2, parent2] = read_back({"GLIBC_TUNABLES=glibc.malloc.tcache_count=7"});
   EXPECT_NE(child2.find("GLIBC_TUNABLES=glibc.malloc.tcache_count=7\n"), std::string::npos)

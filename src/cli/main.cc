@@ -9,7 +9,7 @@ int main(int argc, char** argv) {
   using namespace reprise::cli;
   // A write to a closed pipe (`reprise points | head`) must not kill us mid-write.
   std::signal(SIGPIPE, SIG_IGN);
-  TuneMalloc(argv);  // first: it may re-execute the binary (cli/malloc_tuning.h)
+  TuneMalloc();
 
   CLI::App app{
       "reprise: disaster recovery for a RAG platform. Backs up components into one encrypted,\n"
@@ -60,6 +60,9 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : kExitUsage;
   }
   if (!run) return kExitUsage;
+  // May re-execute the binary (cli/malloc_tuning.h): after parsing, which names the command,
+  // before it runs.
+  AskForHugePages(argv, app.get_subcommands().front()->get_name());
   try {
     return run();
   } catch (const std::exception& e) {

@@ -18,26 +18,13 @@ namespace {
 constexpr const char* kReexecMarker = "REPRISE_MALLOC_REEXEC";
 constexpr const char* kHugeTunable = "glibc.malloc.hugetlb=1";
 
-// The subcommand: the first argument that is neither a flag nor a global flag's value.
-std::string_view Subcommand(char** argv) {
-  for (int i = 1; argv[i] != nullptr; ++i) {
-    std::string_view a = argv[i];
-    if (a.empty() || a[0] != '-') return a;
-    if (a == "-r" || a == "--repo" || a == "--password-file" || a == "--plan" || a == "--site")
-      ++i;  // its value follows
-    if (argv[i] == nullptr) break;
-  }
-  return {};
-}
-
 // Commands that move bulk data through large buffers. The re-exec costs a process start
 // (7 ms of a 90 ms wal-push of a 16 MiB segment), which short commands would only pay for.
-bool MovesBulkData(char** argv) {
-  static constexpr std::string_view kBulk[] = {"backup",   "restore",    "copy",
-                                               "check",    "prune",      "wal-stream",
-                                               "failover", "rebuild",    "failback"};
-  std::string_view sub = Subcommand(argv);
-  return std::find(std::begin(kBulk), std::end(kBulk), sub) != std::end(kBulk);
+bool MovesBulkData(std::string_view command) {
+  static constexpr std::string_view kBulk[] = {"backup",   "restore", "copy",
+                                               "check",    "prune",   "wal-stream",
+                                               "failover", "rebuild", "failback"};
+  return std::find(std::begin(kBulk), std::end(kBulk), command) != std::end(kBulk);
 }
 
 bool HugePagesOnRequest() {
@@ -46,7 +33,9 @@ bool HugePagesOnRequest() {
   return std::getline(f, modes) && modes.find("[madvise]") != std::string::npos;
 }
 
-void AskForHugePages(char** argv) {
+}  // namespace
+
+void AskForHugePages(char** argv, std::string_view command) {
   if (const char* marker = std::getenv(kReexecMarker)) {
     // We are the re-executed process: glibc has read the tunable; our children must not.
     if (std::strcmp(marker, "1") == 0) ::unsetenv("GLIBC_TUNABLES");
@@ -56,7 +45,7 @@ void AskForHugePages(char** argv) {
   if (std::getenv("GLIBC_TUNABLES") != nullptr) return;
   if (const char* opt = std::getenv("REPRISE_HUGE_PAGES"); opt && std::strcmp(opt, "0") == 0)
     return;
-  if (!MovesBulkData(argv) || !HugePagesOnRequest()) return;
+  if (!MovesBulkData(command) || !HugePagesOnRequest()) return;
   if (::setenv("GLIBC_TUNABLES", kHugeTunable, 1) != 0) return;
   if (::setenv(kReexecMarker, "1", 1) != 0) {
     ::unsetenv("GLIBC_TUNABLES");
@@ -76,10 +65,7 @@ void AskForHugePages(char** argv) {
   ::unsetenv(kReexecMarker);
 }
 
-}  // namespace
-
-void TuneMalloc(char** argv) {
-  AskForHugePages(argv);
+void TuneMalloc() {
   // Chunk, compression and pack buffers are 1-16 MiB and short-lived: keep them on the heap
   // and reuse their pages instead of mapping and faulting in fresh ones for each (a wal-push
   // of one 16 MiB segment otherwise spends more time in page faults than in compression).

@@ -6,19 +6,25 @@
 // kernel time of a 1 GiB restore from S3). See docs/architecture.md, "Memory".
 #pragma once
 
+#include <string_view>
+
 namespace reprise::cli {
 
-// 1. Transparent huge pages for the heap, for the commands that move bulk data (backup,
-//    restore, copy, check, prune, wal-stream, failover, rebuild, failback; not wal-push,
-//    whose whole run is ~90 ms, nor the short ones): when the kernel gives them only on request
-//    (/sys/kernel/mm/transparent_hugepage/enabled is "madvise"), re-executes this binary
-//    (the path /proc/self/exe links to, so that the process keeps its name; same argv) once
-//    with GLIBC_TUNABLES=glibc.malloc.hugetlb=1, so that malloc asks for them; the variable
-//    is removed again on arrival, so that children (pg_dump, psql, hooks) do not inherit it.
-//    Skipped when GLIBC_TUNABLES is already set (the user's choice stands) or
-//    REPRISE_HUGE_PAGES=0; an exec that fails changes nothing.
-// 2. Large buffers stay on the heap (mmap threshold 64 MiB, trim threshold 256 MiB).
-// 3. One malloc arena per core (at least 2) unless MALLOC_ARENA_MAX is set.
-void TuneMalloc(char** argv);
+// Large buffers stay on the heap (mmap threshold 64 MiB, trim threshold 256 MiB), and one
+// malloc arena per core (at least 2) unless MALLOC_ARENA_MAX is set. Call first, before any
+// thread starts.
+void TuneMalloc();
+
+// Transparent huge pages for the heap, for the commands that move bulk data (`command`, the
+// parsed subcommand: backup, restore, copy, check, prune, wal-stream, failover, rebuild,
+// failback; not wal-push, whose whole run is ~90 ms, nor the short ones). When the kernel
+// gives them only on request (/sys/kernel/mm/transparent_hugepage/enabled is "madvise"),
+// re-executes this binary (the path /proc/self/exe links to, so that the process keeps its
+// name; same argv) once with GLIBC_TUNABLES=glibc.malloc.hugetlb=1, so that malloc asks for
+// them. In the re-executed process, the variable is removed again, so that children
+// (pg_dump, psql, hooks) do not inherit it. Skipped when GLIBC_TUNABLES is already set (the
+// user's choice stands) or REPRISE_HUGE_PAGES=0; an exec that fails changes nothing. Call
+// after the command line is parsed and before the command runs (nothing has started yet).
+void AskForHugePages(char** argv, std::string_view command);
 
 }  // namespace reprise::cli

@@ -166,7 +166,6 @@ Result<Point> RunBackup(Repository& repo, BackupJob& job, const Clock& clock,
 
   std::mutex mu;  // guards everything below
   std::vector<Running> running;
-  std::vector<size_t> running_index;
   Status storage_failure;
   size_t next = 0;
 
@@ -208,7 +207,6 @@ Result<Point> RunBackup(Repository& repo, BackupJob& job, const Clock& clock,
     {
       std::lock_guard lk(mu);
       running.push_back(Running{&item, &sink, pc.started_ns});
-      running_index.push_back(i);
     }
     auto info = item.component->Backup(watched);
     Result<std::vector<Id>> manifest =
@@ -216,9 +214,8 @@ Result<Point> RunBackup(Repository& repo, BackupJob& job, const Clock& clock,
     Status from_storage = storage_errors.First();
     {
       std::lock_guard lk(mu);
-      auto it = std::find(running_index.begin(), running_index.end(), i);
-      running.erase(running.begin() + (it - running_index.begin()));
-      running_index.erase(it);
+      // Each component has its own sink: that is what names its entry.
+      std::erase_if(running, [&](const Running& r) { return r.sink == &sink; });
       if (!from_storage.ok() && storage_failure.ok())
         storage_failure =
             from_storage.WithContext("backup of component '" + item.name + "'");

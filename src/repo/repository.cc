@@ -149,12 +149,15 @@ Result<bool> Repository::SaveBlob(BlobType type, const Id& id, ByteView plaintex
 Result<bool> Repository::SaveBlob(BlobType type, const Id& id, ByteView plaintext, int level,
                                   WriteStats* also) {
   RETURN_IF_ERROR(TakeError());
+  auto count = [&](auto add) {  // into the repository's counters and the caller's
+    add(stats_);
+    if (also) add(*also);
+  };
   auto dedup = [&] {
-    for (WriteStats* s : {&stats_, also}) {
-      if (!s) continue;
-      s->dedup_blobs++;
-      s->dedup_bytes += plaintext.size();
-    }
+    count([&](WriteStats& s) {
+      s.dedup_blobs++;
+      s.dedup_bytes += plaintext.size();
+    });
     return false;
   };
   if (index_.Has(id)) return dedup();
@@ -163,12 +166,11 @@ Result<bool> Repository::SaveBlob(BlobType type, const Id& id, ByteView plaintex
     if (!claimed_.insert(id).second) return dedup();
   }
   Bytes sealed = SealBlob(master_.encryption, id, plaintext, level);
-  for (WriteStats* s : {&stats_, also}) {
-    if (!s) continue;
-    s->new_blobs++;
-    s->new_bytes += plaintext.size();
-    s->stored_bytes += sealed.size();
-  }
+  count([&](WriteStats& s) {
+    s.new_blobs++;
+    s.new_bytes += plaintext.size();
+    s.stored_bytes += sealed.size();
+  });
   int slot = static_cast<int>(type);
   std::lock_guard lk(pack_mu_);
   OpenPack& pack = open_[slot];

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -93,10 +94,9 @@ class RangeWriter {
                         std::to_string(limit_) + " bytes the manifest says");
     }
     total_ += data.size();
-    if (fill_ + data.size() > buffer_.size() || data.size() >= kDirectWrite) {
-      RETURN_IF_ERROR(Flush());
-    }
-    if (data.size() >= kDirectWrite || data.size() >= buffer_.size()) {
+    const bool direct = data.size() >= std::min(kDirectWrite, buffer_.size());
+    if (direct || fill_ + data.size() > buffer_.size()) RETURN_IF_ERROR(Flush());
+    if (direct) {
       RETURN_IF_ERROR(WriteAllAt(fd_, data, offset_, path_));
       offset_ += data.size();
       return Status::Ok();

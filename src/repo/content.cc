@@ -184,7 +184,8 @@ class RepoContentWriter final : public ContentWriter {
       for (size_t off = 0; off < data.size(); off += block) {
         ByteView b = ByteView(data).subspan(off, std::min<size_t>(block, data.size() - off));
         Id id = BlobIdOf(repo->key().id, b);
-        auto saved = repo->SaveBlob(BlobType::kData, id, b, kBlockCompressionLevel, counters.get());
+        auto saved =
+            repo->SaveBlob(BlobType::kData, id, b, kBlockCompressionLevel, counters.get());
         if (!saved.ok() && error.ok()) error = saved.status();
         ids.push_back(id);
       }

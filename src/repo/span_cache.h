@@ -100,8 +100,8 @@ class SpanCache {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::unordered_map<uint32_t, Fetched> held_;  // fetched or in flight
-  // Per span: a fetch has started once. The fetcher never fetches such a span again (a span
-  // served and dropped is not needed any more); only a reader that still needs it does.
+  // Per span: a fetch has started once. Such a span is never fetched again: once it is
+  // dropped, a reader that still needs one of its blobs reads that blob alone.
   std::vector<bool> fetched_;
   size_t max_spans_ = kMaxSpans;
   std::vector<uint32_t> to_fetch_;              // prefetches not yet started
